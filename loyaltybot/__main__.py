@@ -1,0 +1,3 @@
+from loyaltybot.cli import main
+
+raise SystemExit(main())

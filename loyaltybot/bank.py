@@ -1,0 +1,279 @@
+"""The bank: the async API chat, earning, rewards, the dashboard and the CLI all use.
+
+It runs ``ledger`` functions through the store's writer, resolves channel logins to ids,
+and keeps each channel's standings (ranks, leaderboard) exact by applying every
+committed change in commit order. The domain rules live in ``ledger``; this is wiring.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+
+from loyaltybot import ledger, viewers
+from loyaltybot.errors import UnknownChannel, UnknownViewer
+from loyaltybot.ledger import (
+    BalanceChange,
+    Discrepancy,
+    EntryType,
+    TickApplied,
+    TickPlan,
+    Transfer,
+)
+from loyaltybot.standings import Standing, Standings
+from loyaltybot.store import Store, Tx
+from loyaltybot.viewers import Viewer, ViewerRecord
+
+
+@dataclass(frozen=True, slots=True)
+class _StandingsBuilt:
+    """Commit effect: a fresh copy of one channel's standings, as of this transaction."""
+
+    channel_id: int
+    standings: Standings
+
+
+class Bank:
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._channels: dict[str, int] = {}
+        self._standings: dict[int, Standings] = {}
+        self._stale: set[int] = set()
+        self._building: dict[int, asyncio.Future[Standings]] = {}
+        self._excluded: dict[int, frozenset[str]] = {}
+        self._known: dict[int, dict[str, str]] = {}
+        store.on_commit(self._on_commit)
+
+    # ---- channels -------------------------------------------------------------------
+
+    async def ensure_channels(self, logins: Iterable[str]) -> dict[str, int]:
+        """Create the channels' rows if missing; remember every channel's id."""
+        wanted = sorted(set(logins))
+
+        def run(tx: Tx) -> dict[str, int]:
+            for login in wanted:
+                tx.conn.execute(
+                    "INSERT INTO channels (login, created_at) VALUES (?, ?)"
+                    " ON CONFLICT (login) DO NOTHING",
+                    (login, tx.now_ms),
+                )
+            return dict(tx.conn.execute("SELECT login, id FROM channels").fetchall())
+
+        self._channels = await self.store.write(run)
+        return dict(self._channels)
+
+    async def load_channels(self) -> dict[str, int]:
+        rows = await self.store.read(
+            lambda c: c.execute("SELECT login, id FROM channels").fetchall()
+        )
+        self._channels = dict(rows)
+        return dict(self._channels)
+
+    def channel_id(self, channel: str) -> int:
+        try:
+            return self._channels[channel]
+        except KeyError:
+            raise UnknownChannel(channel) from None
+
+    def set_excluded(self, channel: str, logins: Iterable[str]) -> None:
+        """Logins that never earn and stay off the leaderboard (ignored users, broadcaster, bot)."""
+        channel_id = self.channel_id(channel)
+        excluded = frozenset(logins)
+        if self._excluded.get(channel_id) != excluded:
+            self._excluded[channel_id] = excluded
+            self._stale.add(channel_id)
+
+    def excluded(self, channel: str) -> frozenset[str]:
+        return self._excluded.get(self.channel_id(channel), frozenset())
+
+    # ---- lookups --------------------------------------------------------------------
+
+    async def viewer(self, channel: str, login: str) -> ViewerRecord | None:
+        channel_id = self.channel_id(channel)
+        return await self.store.read(lambda c: viewers.by_login(c, channel_id, login))
+
+    async def viewer_by_id(self, channel: str, user_id: str) -> ViewerRecord | None:
+        channel_id = self.channel_id(channel)
+        return await self.store.read(lambda c: viewers.by_user_id(c, channel_id, user_id))
+
+    # ---- balance changes ------------------------------------------------------------
+
+    async def credit(
+        self,
+        channel: str,
+        viewer: Viewer,
+        amount: int,
+        *,
+        kind: EntryType,
+        reason: str | None = None,
+        actor: str | None = None,
+        ref: str | None = None,
+    ) -> BalanceChange:
+        channel_id = self.channel_id(channel)
+        return await self.store.write(
+            lambda tx: ledger.credit(
+                tx, channel_id, viewer, amount, kind=kind, reason=reason, actor=actor, ref=ref
+            )
+        )
+
+    async def debit(
+        self,
+        channel: str,
+        viewer: Viewer,
+        amount: int,
+        *,
+        kind: EntryType,
+        reason: str | None = None,
+        actor: str | None = None,
+        ref: str | None = None,
+    ) -> BalanceChange:
+        channel_id = self.channel_id(channel)
+        return await self.store.write(
+            lambda tx: ledger.debit(
+                tx, channel_id, viewer, amount, kind=kind, reason=reason, actor=actor, ref=ref
+            )
+        )
+
+    async def set_balance(
+        self,
+        channel: str,
+        viewer: Viewer,
+        value: int,
+        *,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> BalanceChange:
+        channel_id = self.channel_id(channel)
+        return await self.store.write(
+            lambda tx: ledger.set_balance(tx, channel_id, viewer, value, reason=reason, actor=actor)
+        )
+
+    async def give(
+        self, channel: str, sender: Viewer, receiver_login: str, amount: int
+    ) -> Transfer:
+        """``!give``: the receiver is looked up by exact login in the same transaction.
+
+        Raises:
+            UnknownViewer, SelfTransfer, InsufficientPoints, BalanceTooHigh, InvalidAmount.
+        """
+        channel_id = self.channel_id(channel)
+
+        def run(tx: Tx) -> Transfer:
+            receiver = ledger.find_viewer(tx.conn, channel_id, receiver_login, channel)
+            return ledger.transfer(tx, channel_id, sender, receiver, amount)
+
+        return await self.store.write(run)
+
+    async def transfer(
+        self, channel: str, sender: Viewer, receiver: Viewer, amount: int
+    ) -> Transfer:
+        channel_id = self.channel_id(channel)
+        try:
+            return await self.store.write(
+                lambda tx: ledger.transfer(tx, channel_id, sender, receiver, amount)
+            )
+        except UnknownViewer as exc:
+            raise UnknownViewer(exc.login, channel) from None
+
+    # ---- earning --------------------------------------------------------------------
+
+    async def load_known_logins(self, channel: str) -> Mapping[str, str]:
+        """user id -> stored login of every viewer: the earning tick's fast-path hint."""
+        channel_id = self.channel_id(channel)
+        rows = await self.store.read(
+            lambda c: c.execute(
+                "SELECT user_id, login FROM viewers WHERE channel_id = ?", (channel_id,)
+            ).fetchall()
+        )
+        self._known[channel_id] = dict(rows)
+        return self._known[channel_id]
+
+    def known_logins(self, channel: str) -> Mapping[str, str]:
+        return self._known.setdefault(self.channel_id(channel), {})
+
+    async def credit_tick(self, plan: TickPlan) -> TickApplied:
+        """Credit one earning interval; refreshes the channel's standings in the same
+        transaction when the daemon keeps them.
+
+        Raises:
+            AlreadyApplied: this tick was credited before.
+        """
+        channel_id = plan.channel_id
+        keep = channel_id in self._standings
+
+        def run(tx: Tx) -> TickApplied:
+            applied = ledger.credit_tick(tx, plan)
+            if keep:
+                self._build_into(tx, channel_id)
+            return applied
+
+        return await self.store.write(run)
+
+    # ---- standings ------------------------------------------------------------------
+
+    async def rank(self, channel: str, user_id: str) -> int | None:
+        return (await self._current_standings(self.channel_id(channel))).rank(user_id)
+
+    async def top(self, channel: str, limit: int, offset: int = 0) -> list[Standing]:
+        return (await self._current_standings(self.channel_id(channel))).top(limit, offset)
+
+    async def ranked_count(self, channel: str) -> int:
+        return len(await self._current_standings(self.channel_id(channel)))
+
+    async def _current_standings(self, channel_id: int) -> Standings:
+        standings = self._standings.get(channel_id)
+        if standings is not None and channel_id not in self._stale:
+            return standings
+        building = self._building.get(channel_id)
+        if building is None:
+            building = asyncio.ensure_future(self._rebuild(channel_id))
+            self._building[channel_id] = building
+            building.add_done_callback(lambda _: self._building.pop(channel_id, None))
+        return await asyncio.shield(building)
+
+    async def _rebuild(self, channel_id: int) -> Standings:
+        def run(tx: Tx) -> Standings:
+            return self._build_into(tx, channel_id)
+
+        return await self.store.write(run)
+
+    def _build_into(self, tx: Tx, channel_id: int) -> Standings:
+        """Build inside a write transaction so no committed change can fall between the
+        copy and its installation (the effect is applied in commit order)."""
+        standings = Standings(
+            ledger.standings_rows(tx.conn, channel_id),
+            self._excluded.get(channel_id, frozenset()),
+        )
+        tx.effects.append(_StandingsBuilt(channel_id, standings))
+        return standings
+
+    def _on_commit(self, effects: Sequence[object], external: bool) -> None:
+        if external:  # another process wrote: what we hold may be out of date
+            self._stale.update(self._standings)
+        for effect in effects:
+            if isinstance(effect, BalanceChange):
+                standings = self._standings.get(effect.channel_id)
+                if standings is not None:
+                    standings.update(effect.user_id, effect.login, effect.balance)
+                known = self._known.get(effect.channel_id)
+                if known is not None:
+                    known[effect.user_id] = effect.login
+            elif isinstance(effect, TickApplied):
+                known = self._known.get(effect.channel_id)
+                if known is not None:
+                    known.update(effect.new_logins)
+            elif isinstance(effect, _StandingsBuilt):
+                self._standings[effect.channel_id] = effect.standings
+                self._stale.discard(effect.channel_id)
+
+    # ---- audit ----------------------------------------------------------------------
+
+    async def audit(self, channel: str | None = None) -> list[Discrepancy]:
+        channel_id = None if channel is None else self.channel_id(channel)
+
+        def run(conn: sqlite3.Connection) -> list[Discrepancy]:
+            return ledger.audit(conn, channel_id)
+
+        return await self.store.read(run)

@@ -1,0 +1,44 @@
+"""Time, injected: schedulers and cooldowns take a Clock so tests run without sleeping."""
+
+from __future__ import annotations
+
+import time
+from typing import Protocol
+
+
+class Clock(Protocol):
+    def now(self) -> float:
+        """Wall-clock seconds since the Unix epoch (stored in the database)."""
+
+    def monotonic(self) -> float:
+        """Seconds on a clock that never goes back (intervals, cooldowns)."""
+
+
+class SystemClock:
+    def now(self) -> float:
+        return time.time()
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+
+class FakeClock:
+    """A clock that moves only when told to; for tests and the simulator."""
+
+    def __init__(self, start: float = 1_700_000_000.0) -> None:
+        self._now = start
+        self._mono = 1000.0
+
+    def now(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        return self._mono
+
+    def advance(self, seconds: float) -> None:
+        self._now += seconds
+        self._mono += seconds
+
+
+def to_ms(seconds: float) -> int:
+    return round(seconds * 1000)

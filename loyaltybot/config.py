@@ -1,0 +1,446 @@
+"""config.toml: read, resolve secrets, validate every key, hand out immutable objects.
+
+Every problem is reported with the path of its key (``channels.alice.interval_minutes:
+must be > 0``), all of them at once, so an operator fixes the file in one pass.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails
+
+from loyaltybot.amounts import MAX_POINTS
+from loyaltybot.settings import SETTING_KEYS, ChannelSettings
+
+DEFAULT_PATHS = (Path("config.toml"), Path("/etc/loyaltybot/config.toml"))
+
+_LOGIN = re.compile(r"[a-z0-9_]{1,25}")
+
+
+# ---- secrets ---------------------------------------------------------------------------
+
+
+class Secret:
+    """A secret value that never prints: logs, errors and reprs show ``***``."""
+
+    __slots__ = ("_value", "source")
+
+    def __init__(self, value: str, source: str = "inline") -> None:
+        self._value = value
+        self.source = source  # 'inline', 'env:NAME' or 'file:/path': safe to show
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return f"Secret(***, source={self.source!r})"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+def resolve_secret(value: Any) -> Secret:
+    """``env:NAME`` reads the environment, ``file:/path`` reads a file, else inline."""
+    if isinstance(value, Secret):
+        return value
+    if not isinstance(value, str):
+        raise ValueError("must be a string: the secret, env:NAME or file:/path")
+    if value.startswith("env:"):
+        name = value[4:]
+        if name not in os.environ:
+            raise ValueError(f"environment variable {name} is not set")
+        resolved = os.environ[name]
+        if not resolved:
+            raise ValueError(f"environment variable {name} is empty")
+        return Secret(resolved, value)
+    if value.startswith("file:"):
+        path = Path(value[5:])
+        try:
+            resolved = path.read_text("utf-8").strip()
+        except OSError as exc:
+            raise ValueError(f"cannot read {path}: {exc.strerror or exc}") from None
+        if not resolved:
+            raise ValueError(f"{path} is empty")
+        return Secret(resolved, value)
+    if not value:
+        raise ValueError("must not be empty (leave the key out instead)")
+    return Secret(value)
+
+
+SecretValue = Annotated[Secret, BeforeValidator(resolve_secret)]
+
+
+def _login(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a string")
+    login = value.removeprefix("@").lower()
+    if not _LOGIN.fullmatch(login):
+        raise ValueError(f"{value!r} is not a Twitch login (letters, digits, underscore; 1-25)")
+    return login
+
+
+Login = Annotated[str, BeforeValidator(_login)]
+
+
+def _channel_key(value: str) -> str:
+    if not _LOGIN.fullmatch(value):
+        raise ValueError(
+            "a channel table is named by the channel's Twitch login, in lowercase"
+            " (letters, digits, underscore)"
+        )
+    return value
+
+
+ChannelKey = Annotated[str, AfterValidator(_channel_key)]
+
+
+# ---- sections --------------------------------------------------------------------------
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, strict=True, arbitrary_types_allowed=True
+    )
+
+
+class DatabaseConfig(_Section):
+    path: Path = Path("loyaltybot.db")
+    synchronous: Literal["normal", "full"] = "normal"
+    busy_timeout_ms: int = Field(5000, ge=100, le=600_000)
+
+    @field_validator("path", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> Path:
+        if not isinstance(value, str) or not value:
+            raise ValueError("must be a file path")
+        return Path(value)
+
+
+class LogConfig(_Section):
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    format: Literal["auto", "console", "json"] = "auto"
+
+
+def _url(value: Any, schemes: tuple[str, ...]) -> str:
+    if not isinstance(value, str):
+        raise ValueError("must be a URL string")
+    parts = urlsplit(value)
+    if parts.scheme not in schemes or not parts.hostname:
+        raise ValueError(f"must be a {' or '.join(schemes)} URL, got {value!r}")
+    return value.rstrip("/")
+
+
+class TwitchConfig(_Section):
+    client_id: str = Field(min_length=1, max_length=100)
+    client_secret: SecretValue | None = None
+    bot_login: Login
+    bot_token: SecretValue | None = None
+    irc_url: str = "wss://irc-ws.chat.twitch.tv:443"
+    api_url: str = "https://api.twitch.tv/helix"
+    auth_url: str = "https://id.twitch.tv/oauth2"
+
+    @field_validator("irc_url", mode="before")
+    @classmethod
+    def _irc(cls, value: Any) -> str:
+        return _url(value, ("ws", "wss"))
+
+    @field_validator("api_url", "auth_url", mode="before")
+    @classmethod
+    def _http(cls, value: Any) -> str:
+        return _url(value, ("http", "https"))
+
+
+class WebConfig(_Section):
+    listen: str = "127.0.0.1:8080"
+    public_url: str | None = None
+    eventsub_path: str = "/twitch/eventsub"
+    eventsub_secret: SecretValue | None = Field(None, validate_default=True)
+    session_secret: SecretValue | None = None  # generated and stored in the database if absent
+
+    @field_validator("listen", mode="before")
+    @classmethod
+    def _listen(cls, value: Any) -> str:
+        if not isinstance(value, str):
+            raise ValueError("must be a string like 127.0.0.1:8080")
+        host, sep, port = value.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) < 65536:
+            raise ValueError(f"must be host:port, like 127.0.0.1:8080, got {value!r}")
+        return value
+
+    @field_validator("public_url", mode="before")
+    @classmethod
+    def _public(cls, value: Any) -> str:
+        return _url(value, ("http", "https"))
+
+    @field_validator("eventsub_path", mode="before")
+    @classmethod
+    def _path(cls, value: Any) -> str:
+        if not isinstance(value, str) or not re.fullmatch(r"/[A-Za-z0-9/_\-.]*", value):
+            raise ValueError("must be a URL path starting with /")
+        return value
+
+    @field_validator("eventsub_secret", mode="after")
+    @classmethod
+    def _secret(cls, value: Secret | None, info: ValidationInfo) -> Secret | None:
+        if value is None and info.data.get("public_url"):
+            raise ValueError("is required when web.public_url is set (Twitch signs with it)")
+        if value is not None:
+            raw = value.reveal()
+            if not 10 <= len(raw) <= 100 or not raw.isascii():
+                raise ValueError("must be 10 to 100 ASCII characters (Twitch's rule)")
+        return value
+
+    @property
+    def host(self) -> str:
+        return self.listen.rpartition(":")[0].strip("[]")
+
+    @property
+    def port(self) -> int:
+        return int(self.listen.rpartition(":")[2])
+
+
+RewardAction = Literal["grant_points", "chat", "title", "vote", "queue", "forward"]
+
+
+class RewardConfig(_Section):
+    """A channel-point reward and what it does here (SPEC §6)."""
+
+    title: str = Field(min_length=1, max_length=45)  # Twitch's limit on reward titles
+    id: str | None = None
+    action: RewardAction
+    amount: int | None = Field(None, ge=1, le=MAX_POINTS)  # grant_points
+    message: str | None = Field(None, min_length=1, max_length=500)  # chat template
+    unlocks: str | None = Field(None, min_length=1, max_length=50)  # title: the viewer title
+    url: str | None = None  # forward: a local URL
+    timeout_seconds: float = Field(5.0, gt=0, le=60)  # forward
+    retries: int = Field(3, ge=0, le=10)  # forward
+    cost: int = Field(0, ge=0, le=MAX_POINTS)  # loyalty points taken on redemption
+    cooldown_seconds: float = Field(0.0, ge=0, le=86_400)  # per user
+    twitch_cost: int = Field(1000, ge=1)  # channel points, for `rewards sync`
+    prompt: str = Field("", max_length=200)  # for `rewards sync`; asks for input when set
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _forward_url(cls, value: Any) -> str:
+        return _url(value, ("http", "https"))
+
+    @model_validator(mode="after")
+    def _needs(self) -> RewardConfig:
+        needed = {"grant_points": "amount", "chat": "message", "title": "unlocks", "forward": "url"}
+        key = needed.get(self.action)
+        if key and getattr(self, key) is None:
+            raise ValueError(f"action {self.action!r} needs {key!r}")
+        return self
+
+
+class ChannelConfig(_Section):
+    """One [channels.<login>] table: loyalty settings plus what only the file says."""
+
+    # TOML arrays arrive as lists; strict mode would refuse them for a tuple.
+    ignored_users: tuple[Login, ...] = Field((), strict=False)
+    admins: tuple[Login, ...] = Field((), strict=False)
+    broadcaster_token: SecretValue | None = None
+    rewards: tuple[RewardConfig, ...] = Field((), strict=False)
+    # every key of ChannelSettings is accepted too; see _split_settings
+    settings: ChannelSettings = ChannelSettings()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _split_settings(cls, data: Any) -> Any:
+        """Loyalty settings sit beside the other keys in the file; gather them."""
+        if not isinstance(data, dict):
+            return data
+        if "settings" in data:
+            raise ValueError("'settings' is not a key here: write the settings directly")
+        rest = {k: v for k, v in data.items() if k not in SETTING_KEYS}
+        rest["settings"] = {k: v for k, v in data.items() if k in SETTING_KEYS}
+        return rest
+
+    @property
+    def file_settings(self) -> dict[str, Any]:
+        """The settings this file owns: exactly the keys it writes."""
+        return {key: getattr(self.settings, key) for key in self.settings.model_fields_set}
+
+    @field_validator("rewards", mode="after")
+    @classmethod
+    def _unique_rewards(cls, value: tuple[RewardConfig, ...]) -> tuple[RewardConfig, ...]:
+        titles = [r.title.casefold() for r in value]
+        dupes = sorted({t for t in titles if titles.count(t) > 1})
+        if dupes:
+            raise ValueError(f"two rewards have the same title: {', '.join(dupes)}")
+        return value
+
+
+class _Root(_Section):
+    database: DatabaseConfig = DatabaseConfig()
+    log: LogConfig = LogConfig()
+    twitch: TwitchConfig
+    web: WebConfig = WebConfig()
+    channels: dict[ChannelKey, ChannelConfig] = Field(min_length=1)
+
+
+
+@dataclass(frozen=True)
+class Config:
+    """The validated configuration; ``path`` is where it came from."""
+
+    path: Path
+    database: DatabaseConfig
+    log: LogConfig
+    twitch: TwitchConfig
+    web: WebConfig
+    channels: Mapping[str, ChannelConfig]
+
+    def settings_from_file(self, channel: str) -> dict[str, Any]:
+        return self.channels[channel].file_settings
+
+
+# ---- loading and errors ----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Problem:
+    key: str  # dotted path, '' for the file as a whole
+    message: str
+
+    def render(self, filename: str) -> str:
+        where = f"{filename}: {self.key}" if self.key else filename
+        return f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    def __init__(self, path: Path, problems: list[Problem]) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(self.lines()))
+
+    def lines(self) -> list[str]:
+        return [p.render(str(self.path)) for p in self.problems]
+
+
+def find_config(explicit: str | os.PathLike[str] | None) -> Path:
+    if explicit is not None:
+        return Path(explicit)
+    for candidate in DEFAULT_PATHS:
+        if candidate.exists():
+            return candidate
+    return DEFAULT_PATHS[0]
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate; relative database paths are relative to the config file.
+
+    Raises:
+        ConfigError: every problem found, each naming its key.
+    """
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text("utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(path, [Problem("", "no such file")]) from None
+    except OSError as exc:
+        raise ConfigError(path, [Problem("", f"cannot read: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError:
+        raise ConfigError(path, [Problem("", "is not UTF-8 text")]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [Problem("", f"invalid TOML: {exc}")]) from None
+    return parse_config(data, path)
+
+
+def parse_config(data: Mapping[str, Any], path: Path) -> Config:
+    try:
+        root = _Root.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(path, _problems(exc)) from None
+    database = root.database
+    if not database.path.is_absolute():
+        database = database.model_copy(update={"path": path.parent / database.path})
+    return Config(path, database, root.log, root.twitch, root.web, dict(root.channels))
+
+
+def _problems(exc: ValidationError) -> list[Problem]:
+    problems = []
+    for error in exc.errors(include_url=False):
+        loc = [part for part in error["loc"] if part != "[key]"]
+        # The settings of a channel are gathered under a synthetic 'settings' key.
+        if len(loc) >= 3 and loc[0] == "channels" and loc[2] == "settings":
+            del loc[2]
+        key = ""
+        for part in loc:
+            key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+        problems.append(Problem(key, _message(error)))
+    return problems
+
+
+def _message(error: ErrorDetails) -> str:
+    kind = error["type"]
+    ctx = error.get("ctx") or {}
+    simple = {
+        "extra_forbidden": "unknown key",
+        "missing": "is required",
+        "int_type": "must be a whole number",
+        "int_from_float": "must be a whole number",
+        "float_type": "must be a number",
+        "bool_type": "must be true or false",
+        "string_type": "must be a string",
+        "list_type": "must be a list",
+        "tuple_type": "must be a list",
+        "dict_type": "must be a table",
+        "model_type": "must be a table",
+        "model_attributes_type": "must be a table",
+    }
+    if kind in simple:
+        return simple[kind]
+    if kind == "greater_than":
+        return f"must be > {_number(ctx['gt'])}"
+    if kind == "greater_than_equal":
+        return f"must be >= {_number(ctx['ge'])}"
+    if kind == "less_than":
+        return f"must be < {_number(ctx['lt'])}"
+    if kind == "less_than_equal":
+        return f"must be <= {_number(ctx['le'])}"
+    if kind == "literal_error":
+        return f"must be one of {ctx['expected']}"
+    if kind == "string_too_short":
+        return f"must be at least {ctx['min_length']} characters"
+    if kind == "string_too_long":
+        return f"must be at most {ctx['max_length']} characters"
+    if kind == "too_short" and error["loc"] == ("channels",):
+        return "add at least one [channels.<login>] table"
+    if kind == "too_short":
+        return f"must have at least {ctx['min_length']} entries"
+    if kind == "string_pattern_mismatch":
+        return "must be one word (letters, digits, underscore; at most 25)"
+    if kind == "value_error":
+        return str(error["msg"]).removeprefix("Value error, ")
+    return str(error["msg"])
+
+
+def _number(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return f"{value:,}" if isinstance(value, int) and abs(value) >= 10_000 else str(value)

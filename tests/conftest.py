@@ -1,0 +1,44 @@
+"""Shared fixtures: a real SQLite file per test, the real store and bank on it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from loyaltybot.bank import Bank
+from loyaltybot.clock import FakeClock
+from loyaltybot.store import Store, open_store
+from loyaltybot.viewers import Viewer
+
+CHANNEL = "alice"
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    return FakeClock()
+
+
+@pytest.fixture
+def db_path(tmp_path: Path) -> Path:
+    return tmp_path / "loyaltybot.db"
+
+
+@pytest.fixture
+async def store(db_path: Path, clock: FakeClock) -> AsyncIterator[Store]:
+    store = await open_store(db_path, clock=clock)
+    yield store
+    await store.close()
+
+
+@pytest.fixture
+async def bank(store: Store) -> Bank:
+    bank = Bank(store)
+    await bank.ensure_channels([CHANNEL, "bob_tv"])
+    return bank
+
+
+def viewer(n: int) -> Viewer:
+    """A viewer with a stable numeric id: viewer(7) is user id '1007', login 'user7'."""
+    return Viewer(str(1000 + n), f"user{n}", f"User{n}")
