@@ -1,0 +1,337 @@
+"""The twitchio 2.x adapter: connect, join, translate messages, send replies. Nothing else.
+
+twitchio is built inside the running loop (never ``Client.run()``, which takes the loop
+over). Three of its habits are handled here (twitch-reference §4, §6):
+
+- its WebSocket URL is a module constant and it validates the token against id.twitch.tv
+  itself: we validate against ``twitch.auth_url`` first, tell it the nick (so it skips its
+  own call), and point the constant at ``twitch.irc_url``;
+- after a close frame it does not reconnect, and after a drop or RECONNECT it rejoins only
+  the channels it was created with: a supervisor reconnects and rejoins every configured
+  channel, the ones added by a reload included;
+- its send limiter raises instead of queueing: replies go out through our outbox, which
+  keeps Twitch's limits, as raw PRIVMSG lines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any
+
+import aiohttp
+import structlog
+import twitchio
+import twitchio.websocket
+
+from loyaltybot.chat.commands import CommandHandler
+from loyaltybot.chat.message import ChatMessage, MalformedMessage, Roles, parse_privmsg
+from loyaltybot.chat.outbox import BotRole, Outbox
+from loyaltybot.clock import Clock
+from loyaltybot.viewers import normalize_login
+
+log = structlog.get_logger(__name__)
+
+SUPERVISE_EVERY = 1.0
+MAX_CACHE_PER_CHANNEL = 10_000  # twitchio keeps every chatter it sees; we do not need them
+OnMessage = Callable[[ChatMessage], None]
+OnMembership = Callable[[str, str, bool], None]  # channel, login, joined
+
+
+class ChatClient:
+    """One bot account's chat connection."""
+
+    def __init__(
+        self,
+        *,
+        irc_url: str,
+        token: str,
+        nick: str,
+        channels: Iterable[str],
+        handler: CommandHandler,
+        outbox: Outbox,
+        clock: Clock,
+        on_message: OnMessage | None = None,
+        on_membership: OnMembership | None = None,
+        send_wait: float = 5.0,
+    ) -> None:
+        self._irc_url = irc_url
+        self._token = token.removeprefix("oauth:")
+        self.nick = nick
+        self._wanted: set[str] = set(channels)
+        self._handler = handler
+        self._outbox = outbox
+        self._clock = clock
+        self._on_message = on_message
+        self._on_membership = on_membership
+        self._send_wait = send_wait
+        self._client: _Client | None = None
+        self._joined: set[str] = set()
+        self._connected = asyncio.Event()
+        self._supervisor: asyncio.Task[None] | None = None
+        self._websocket_seen: object = None
+        self._closing = False
+        self.reconnects = 0
+
+    # ---- lifecycle -----------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Connect and join; returns once connected (joins complete in the background)."""
+        twitchio.websocket.HOST = self._irc_url  # one chat endpoint per process
+        client = _Client(self, token=self._token, initial_channels=sorted(self._wanted))
+        client._http.nick = self.nick  # validated by us against twitch.auth_url
+        client._http.session = aiohttp.ClientSession()  # twitchio makes it in validate()
+        self._client = client
+        await client.connect()
+        self._supervisor = asyncio.create_task(self._supervise(), name="chat-supervisor")
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._supervisor is not None:
+            self._supervisor.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._supervisor
+        if self._client is not None:
+            with contextlib.suppress(Exception):
+                await self._client.close()
+            session = self._client._http.session
+            if session is not None and not session.closed:
+                await session.close()
+
+    def set_token(self, token: str) -> None:
+        """A refreshed bot token: twitchio sends it on its next (re)connection."""
+        self._token = token.removeprefix("oauth:")
+        if self._client is not None:
+            self._client._connection._token = self._token
+            self._client._http.token = self._token
+
+    @property
+    def connected(self) -> bool:
+        connection = self._connection()
+        return connection is not None and connection.is_alive and self._connected.is_set()
+
+    @property
+    def joined(self) -> frozenset[str]:
+        return frozenset(self._joined)
+
+    async def set_channels(self, channels: Iterable[str]) -> None:
+        """Reload: join new channels and part removed ones on the same connection."""
+        self._wanted = set(channels)
+        await self._reconcile()
+
+    # ---- sending (the outbox's send function) --------------------------------------
+
+    async def send(self, channel: str, text: str, reply_to: str | None) -> None:
+        """One raw PRIVMSG. Waits briefly for a reconnect rather than failing at once."""
+        connection = self._connection()
+        if connection is None or not connection.is_alive:
+            await asyncio.wait_for(self._connected.wait(), self._send_wait)
+            connection = self._connection()
+        if connection is None or not connection.is_alive:
+            raise ConnectionError("not connected to Twitch chat")
+        # Never let text end a line: a newline in a reply would start a new IRC command.
+        safe = " ".join(text.replace("\r", " ").replace("\n", " ").split())
+        if not safe:
+            return
+        prefix = f"@reply-parent-msg-id={reply_to} " if reply_to and _safe_id(reply_to) else ""
+        await connection._websocket.send_str(f"{prefix}PRIVMSG #{channel} :{safe}\r\n")
+
+    # ---- events from twitchio --------------------------------------------------------
+
+    async def on_ready(self) -> None:
+        log.info("chat_connected", nick=self.nick)
+        self._connected.set()
+
+    async def on_channel_joined(self, channel: str) -> None:
+        self._note_connection()
+        self._joined.add(channel)
+        log.info("chat_joined", channel=channel)
+
+    async def on_message(self, message: Any) -> None:
+        if message.echo or message.channel is None:
+            return
+        try:
+            parsed = parse_privmsg(
+                channel=message.channel.name,
+                login=message.author.name or "",
+                text=message.content or "",
+                tags=message.tags or {},
+                received_at=self._clock.monotonic(),
+            )
+        except MalformedMessage as exc:
+            log.warning("chat_message_malformed", reason=str(exc))
+            return
+        if self._on_message is not None:
+            self._on_message(parsed)
+        if parsed.text.startswith("!"):
+            self._outbox.submit_all(await self._handler.handle(parsed))
+
+    async def on_userstate(self, user: Any) -> None:
+        channel = user.channel.name if user.channel is not None else None
+        if channel is None:
+            return
+        roles = Roles(
+            broadcaster=bool(getattr(user, "is_broadcaster", False)),
+            moderator=bool(getattr(user, "is_mod", False)),
+            vip=bool(getattr(user, "is_vip", False)),
+        )
+        self._outbox.set_role(channel, BotRole.from_roles(roles))
+
+    async def on_membership(self, channel: str | None, login: str | None, joined: bool) -> None:
+        if not channel or not login:
+            return
+        login = normalize_login(login) or ""
+        if not login or self._on_membership is None:
+            return
+        if login == self.nick:
+            if not joined:
+                self._joined.discard(channel)
+            return
+        self._on_membership(channel, login, joined)
+
+    async def on_notice(self, text: str, msg_id: str | None, channel: str | None) -> None:
+        level = log.warning if msg_id and msg_id.startswith("msg_") else log.info
+        level("chat_notice", channel=channel, msg_id=msg_id, text=text[:200])
+
+    async def on_error(self, error: Exception, data: str | None) -> None:
+        """twitchio's default prints a raw traceback to stderr; log it as one event."""
+        log.error(
+            "chat_client_error", error=repr(error)[:300], line=(data or "")[:200] if data else None
+        )
+
+    # ---- supervision ------------------------------------------------------------------
+
+    def _connection(self) -> Any:
+        return None if self._client is None else self._client._connection
+
+    def _note_connection(self) -> None:
+        """A new WebSocket has joined nothing yet: forget what the old one had joined."""
+        connection = self._connection()
+        websocket = None if connection is None else connection._websocket
+        if websocket is not self._websocket_seen:
+            self._websocket_seen = websocket
+            self._joined.clear()
+
+    async def _supervise(self) -> None:
+        down_since: float | None = None
+        while not self._closing:
+            await asyncio.sleep(SUPERVISE_EVERY)
+            connection = self._connection()
+            if connection is None:
+                continue
+            self._note_connection()
+            if connection.is_alive:
+                down_since = None
+                if not self._connected.is_set() and connection.is_ready.is_set():
+                    self._connected.set()
+                await self._reconcile()
+                self._trim_cache(connection)
+                continue
+            self._connected.clear()
+            now = self._clock.monotonic()
+            down_since = down_since if down_since is not None else now
+            # twitchio reconnects by itself after a drop or RECONNECT, not after a close
+            # frame; step in when it has not managed within a few seconds.
+            if now - down_since >= 5.0:
+                down_since = now
+                self.reconnects += 1
+                log.warning("chat_reconnecting", after_seconds=5)
+                task = asyncio.create_task(connection._connect())
+                task.add_done_callback(_log_failure)
+
+    async def _reconcile(self) -> None:
+        client = self._client
+        if client is None or not self.connected:
+            return
+        missing = sorted(self._wanted - self._joined)
+        extra = sorted(self._joined - self._wanted)
+        if missing:
+            pending = client._connection._join_pending
+            missing = [c for c in missing if c not in pending and f"#{c}" not in pending]
+            if missing:
+                log.info("chat_joining", channels=missing)
+                await client.join_channels(missing)
+        if extra:
+            log.info("chat_parting", channels=extra)
+            await client.part_channels(extra)
+            for channel in extra:
+                self._joined.discard(channel)
+                self._outbox.forget(channel)
+
+    @staticmethod
+    def _trim_cache(connection: Any) -> None:
+        for channel, chatters in list(connection._cache.items()):
+            if len(chatters) > MAX_CACHE_PER_CHANNEL:
+                connection._cache[channel] = set()
+
+
+def _safe_id(value: str) -> bool:
+    return len(value) <= 64 and all(c.isalnum() or c == "-" for c in value)
+
+
+def _log_failure(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled() and task.exception() is not None:
+        log.warning("chat_reconnect_failed", error=repr(task.exception())[:200])
+
+
+class _Client(twitchio.Client):  # type: ignore[misc]
+    """twitchio's client with its events forwarded to the adapter."""
+
+    def __init__(self, adapter: ChatClient, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._adapter = adapter
+
+    async def event_ready(self) -> None:
+        await self._adapter.on_ready()
+
+    async def event_channel_joined(self, channel: Any) -> None:
+        await self._adapter.on_channel_joined(channel.name)
+
+    async def event_message(self, message: Any) -> None:
+        await self._adapter.on_message(message)
+
+    async def event_userstate(self, user: Any) -> None:
+        await self._adapter.on_userstate(user)
+
+    async def event_join(self, channel: Any, user: Any) -> None:
+        await self._adapter.on_membership(getattr(channel, "name", None), user.name, True)
+
+    async def event_part(self, user: Any) -> None:
+        channel = getattr(user.channel, "name", None) if user.channel is not None else None
+        await self._adapter.on_membership(channel, user.name, False)
+
+    async def event_notice(self, message: str, msg_id: str | None, channel: Any) -> None:
+        await self._adapter.on_notice(message, msg_id, getattr(channel, "name", None))
+
+    async def event_error(self, error: Exception, data: str | None = None) -> None:
+        await self._adapter.on_error(error, data)
+
+
+async def validate_token(session: Any, auth_url: str, token: str) -> dict[str, Any]:
+    """Ask Twitch (``auth_url``/validate) who a token belongs to and what it may do.
+
+    Raises:
+        PermissionError: Twitch refused the token (a clear message, never the token).
+        ConnectionError: Twitch could not be reached.
+    """
+    url = auth_url.rstrip("/") + "/validate"
+    headers = {"Authorization": f"OAuth {token.removeprefix('oauth:')}"}
+    try:
+        async with session.get(
+            url, headers=headers, timeout=aiohttp.ClientTimeout(total=10)
+        ) as response:
+            if response.status == 401:
+                raise PermissionError(
+                    "Twitch refused the bot token (invalid or expired):"
+                    " run `loyaltybot auth` or update twitch.bot_token"
+                )
+            if response.status != 200:
+                raise ConnectionError(f"token validation failed with HTTP {response.status}")
+            body: dict[str, Any] = await response.json(content_type=None)
+            return body
+    except aiohttp.ClientError as exc:
+        raise ConnectionError(f"cannot reach {url}: {type(exc).__name__}") from None
+
+
+Send = Callable[[str, str, str | None], Awaitable[None]]

@@ -1,0 +1,240 @@
+"""``loyaltybot demo``: the real daemon against the built-in Twitch simulator.
+
+Nothing is mocked but Twitch: the simulator plays chat, Helix, OAuth and EventSub on
+loopback, a crowd of simulated viewers chats, gives and redeems, and the daemon runs
+exactly as in production on a temporary database. The terminal shows what happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import signal
+import socket
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from loyaltybot import daemon as daemon_mod
+from loyaltybot.bank import Bank
+from loyaltybot.config import Config, parse_config
+from loyaltybot.daemon import Daemon
+from loyaltybot.simulator import Simulator, populate_demo
+from loyaltybot.store import open_store
+
+CHANNEL = "alice"
+BOT = "mybot"
+
+REWARDS: list[dict[str, Any]] = [
+    {"title": "Buy 100 cookies", "action": "grant_points", "amount": 100},
+    {"title": "Hydrate!", "action": "chat", "message": "{user} says: drink some water! ({input})"},
+    {"title": "Cookie Monster title", "action": "title", "unlocks": "Cookie Monster", "cost": 50},
+    {"title": "Vote next game", "action": "vote"},
+    {"title": "Song request", "action": "queue", "prompt": "Which song?"},
+]
+
+
+def free_port(preferred: int) -> int:
+    """``preferred`` if it is free on 127.0.0.1, else any free port."""
+    for port in (preferred, 0):
+        with socket.socket() as probe:
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return int(probe.getsockname()[1])
+    raise OSError("no free port on 127.0.0.1")
+
+
+def demo_config(
+    sim: Simulator, directory: Path, bot_token: str, broadcaster_token: str, port: int
+) -> Config:
+    return parse_config(
+        {
+            "database": {"path": str(directory / "demo.db")},
+            "log": {"level": "warning", "format": "console"},
+            "twitch": {
+                "client_id": sim.client_id,
+                "client_secret": sim.client_secret,
+                "bot_login": BOT,
+                "bot_token": bot_token,
+                "irc_url": sim.irc_url,
+                "api_url": sim.api_url,
+                "auth_url": sim.auth_url,
+            },
+            "web": {
+                "listen": f"127.0.0.1:{port}",
+                "public_url": f"http://127.0.0.1:{port}",
+                "eventsub_secret": secrets.token_urlsafe(24),
+            },
+            "channels": {
+                CHANNEL: {
+                    "currency_name": "cookie",
+                    "currency_name_plural": "cookies",
+                    "points_per_interval": 10,
+                    "interval_minutes": 0.1,  # a tick every 6 s
+                    "subscriber_multiplier": 2.0,
+                    "active_bonus": 5,
+                    "follow_bonus": 50,
+                    "sub_bonus_tier1": 500,
+                    "cheer_bonus_per_100": 10,
+                    "admins": ["alice_mod"],
+                    "ignored_users": ["nightbot"],
+                    "broadcaster_token": broadcaster_token,
+                    "rewards": REWARDS,
+                }
+            },
+        },
+        directory / "config.toml",
+    )
+
+
+async def run_demo(
+    *, port: int = 8080, viewers: int = 150, seconds: float | None = None, quiet: bool = False
+) -> int:
+    """Run until Ctrl-C (or for ``seconds``); 0 on a clean stop."""
+    with tempfile.TemporaryDirectory(prefix="loyaltybot-demo-") as tmp:
+        directory = Path(tmp)
+        sim = Simulator(client_id="demo-client-id", client_secret=secrets.token_urlsafe(16))
+        await sim.start()
+        try:
+            world = await populate_demo(
+                sim, (CHANNEL,), bot_login=BOT, viewers=viewers, rate=3.0, start_crowds=False
+            )
+            sim.add_user("alice_mod")
+            sim.set_role(CHANNEL, "alice_mod", mod=True)
+            sim.oauth.login_as(CHANNEL)  # the dashboard link logs the broadcaster straight in
+            web_port = free_port(port)
+            config = demo_config(
+                sim, directory, world.bot_token, world.broadcaster_tokens[CHANNEL], web_port
+            )
+            for reward in REWARDS:
+                sim.add_reward(
+                    CHANNEL,
+                    reward["title"],
+                    cost=200,
+                    prompt=reward.get("prompt", ""),
+                    client_id=sim.client_id,
+                )
+            return await _run(config, sim, world, seconds, quiet)
+        finally:
+            await sim.close()
+
+
+async def _run(
+    config: Config, sim: Simulator, world: Any, seconds: float | None, quiet: bool
+) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGINT, stop.set)
+        loop.add_signal_handler(signal.SIGTERM, stop.set)
+    ready: list[Daemon] = []
+    started = asyncio.Event()
+
+    def on_started(daemon: Daemon) -> None:
+        ready.append(daemon)
+        started.set()
+
+    task = asyncio.create_task(daemon_mod.run(config, stop=stop, started=on_started))
+    waiter = asyncio.create_task(started.wait())
+    await asyncio.wait([task, waiter], return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
+    if not ready:
+        print("the daemon did not start (see the log above)")
+        return task.result() or 1
+    bot = ready[0]
+    for crowd in world.crowds:
+        await crowd.start()
+    url = bot.web_url
+    if not quiet:
+        print(_banner(url), flush=True)
+    feed = asyncio.create_task(_feed(sim, bot, quiet))
+    try:
+        if seconds is None:
+            await stop.wait()
+        else:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), seconds)
+    finally:
+        feed.cancel()
+        for crowd in world.crowds:
+            await crowd.stop()
+        stop.set()
+        code = await task
+    problems = await _audit(config)
+    print(
+        "\nstopped. audit: "
+        + ("ok, every balance equals its history" if not problems else "; ".join(problems))
+    )
+    return code if not problems else 1
+
+
+def _banner(url: str) -> str:
+    line = "-" * 72
+    return f"""{line}
+loyaltybot demo: the real daemon, with a simulated Twitch and ~150 simulated viewers
+  dashboard (logs you in as the broadcaster): {url}/login
+  public leaderboard:                         {url}/c/{CHANNEL}/leaderboard
+  OBS overlay:                                {url}/c/{CHANNEL}/leaderboard?overlay=1
+  JSON API:                                   {url}/api/v1/channels/{CHANNEL}/leaderboard?limit=5
+  health / metrics:                           {url}/healthz   {url}/metrics
+Below: what the bot says in #{CHANNEL}, and the books every few seconds. Ctrl-C stops.
+{line}"""
+
+
+async def _feed(sim: Simulator, bot: Daemon, quiet: bool) -> None:
+    """Print the bot's chat lines as they leave, and a summary every 6 seconds."""
+    shown = 0
+    last_summary = 0.0
+    while True:
+        await asyncio.sleep(0.5)
+        sent = sim.sent
+        if not quiet:
+            for message in sent[shown:]:
+                print(f"  #{message.channel} <{BOT}> {message.text}", flush=True)
+        shown = len(sent)
+        if time.monotonic() - last_summary >= 6:
+            last_summary = time.monotonic()
+            if not quiet:
+                print(await _summary(bot), flush=True)
+
+
+async def _summary(bot: Daemon) -> str:
+    def read(conn: sqlite3.Connection) -> tuple[Any, ...]:
+        viewers, points, watch = conn.execute(
+            "SELECT count(*), coalesce(sum(points), 0), coalesce(sum(watch_seconds), 0)"
+            " FROM viewers"
+        ).fetchone()
+        ticks = conn.execute("SELECT count(*) FROM earning_ticks").fetchone()[0]
+        queued = _count(conn, "SELECT count(*) FROM redemptions WHERE status = 'queued'")
+        return viewers, points, watch, ticks, queued
+
+    viewers, points, watch, ticks, queued = await bot.store.read(read)
+    top = await bot.bank.top(CHANNEL, 3)
+    leaders = ", ".join(f"{s.login} {s.points:,}" for s in top) or "nobody yet"
+    return (
+        f"== tick {ticks}: {viewers} viewers, {points:,} cookies, "
+        f"{watch // 60:,} watch-minutes, {queued} queued redemptions; top: {leaders}"
+    )
+
+
+def _count(conn: sqlite3.Connection, sql: str) -> int:
+    try:
+        return int(conn.execute(sql).fetchone()[0])
+    except sqlite3.OperationalError:
+        return 0
+
+
+async def _audit(config: Config) -> list[str]:
+    """The same audit as `loyaltybot audit`, on the demo's database after the daemon stopped."""
+    store = await open_store(config.database.path)
+    try:
+        bank = Bank(store)
+        await bank.load_channels()
+        return [str(problem) for problem in await bank.audit()]
+    finally:
+        await store.close()
