@@ -1,0 +1,257 @@
+"""Earning benchmark: full ticks of the real daemon against the simulator, as JSON lines.
+
+    .venv/bin/python bench/earning.py                # 10,000 and 100,000 viewers
+    .venv/bin/python bench/earning.py --seed         # + the seed's batchAddPoints, same run
+    .venv/bin/python bench/earning.py --sizes 100000 --reps 1
+
+The simulator (Twitch) runs in this process; the daemon runs as `python -m loyaltybot run`
+in its own process, so its CPU time and memory are its own. For each size N, on a fresh
+database, N viewers are in Get Chatters (1000 per page) and 10 % of them are subscribers
+(Get Broadcaster Subscriptions, 100 per page, read at the first tick and every 30 min):
+
+  tick 1   ``tick_insert``   every viewer is new: every row inserted
+  tick 2   ``tick_update``   the same viewers again: every row updated
+  tick 3   ``tick_update_standings``  again, after a ``!points`` made the daemon keep its
+           in-memory standings, which every tick then rebuilds in its own transaction
+
+Each tick's figures come from the daemon's own ``earning_tick`` log event: ``helix`` =
+Get Streams + every page of Get Chatters (+ subscriptions at tick 1) over HTTP, ``db`` =
+the write transaction (``Bank.credit_tick``), ``total`` = the whole tick. After tick 3,
+the daemon's resident memory with N viewers present (VmRSS and VmHWM, read from
+/proc/<pid>/status, which is the daemon's /proc/self/status).
+
+Targets (issue text): a 100,000-viewer tick <= 1 s end to end; its database part >= 1.2x
+faster than the seed's batchAddPoints (``node bench.js distribute 100000`` in
+../shared/peers/seed-js, run here with ``--seed``); RSS <= 200 MB at 100,000 viewers.
+The simulator's Helix rate limit is raised for the run (a 100,000-viewer tick makes about
+100 requests; Twitch allows 800 a minute).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from loyaltybot import logs  # noqa: E402
+from loyaltybot.simulator import BOT_SCOPES, BROADCASTER_SCOPES, Simulator  # noqa: E402
+
+SEED_DIR = ROOT.parent / "shared" / "peers" / "seed-js"
+CHANNEL = "alice"
+INTERVAL_MINUTES = 0.05  # 3 s between ticks
+TARGET_TICK_SECONDS = 1.0
+TARGET_DB_SPEEDUP = 1.2
+TARGET_RSS_MB = 200.0
+TICKS = ("tick_insert", "tick_update", "tick_update_standings")
+
+
+def emit(**fields: Any) -> dict[str, Any]:
+    print(json.dumps(fields), flush=True)
+    return fields
+
+
+def write_config(directory: Path, sim: Simulator, bot_token: str, broadcaster_token: str) -> Path:
+    path = directory / "config.toml"
+    path.write_text(f"""
+[database]
+path = "{directory / "bench.db"}"
+[log]
+level = "info"
+format = "json"
+[twitch]
+client_id = "{sim.client_id}"
+bot_login = "mybot"
+bot_token = "{bot_token}"
+irc_url = "{sim.irc_url}"
+api_url = "{sim.api_url}"
+auth_url = "{sim.auth_url}"
+[web]
+listen = "127.0.0.1:0"
+[channels.{CHANNEL}]
+interval_minutes = {INTERVAL_MINUTES}
+points_per_interval = 10
+subscriber_multiplier = 1.5
+broadcaster_token = "{broadcaster_token}"
+""")
+    return path
+
+
+class Daemon:
+    """``loyaltybot run`` in its own process, JSON logs in a file."""
+
+    def __init__(self, config: Path, profile: Path | None = None) -> None:
+        self.log_path = config.parent / "daemon.log"
+        profiler = ["-m", "cProfile", "-o", str(profile)] if profile else []
+        with self.log_path.open("w") as log_file:
+            self.proc = subprocess.Popen(
+                [sys.executable, *profiler, "-m", "loyaltybot", "run", "-c", str(config)],
+                cwd=ROOT,
+                stdout=subprocess.DEVNULL,
+                stderr=log_file,
+            )
+
+    def events(self, name: str) -> list[dict[str, Any]]:
+        found = []
+        for line in self.log_path.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if event.get("event") == name:
+                    found.append(event)
+        return found
+
+    async def wait_event(self, name: str, count: int, within: float = 60.0) -> dict[str, Any]:
+        deadline = time.monotonic() + within
+        while time.monotonic() < deadline:
+            found = self.events(name)
+            if len(found) >= count:
+                return found[count - 1]
+            if self.proc.poll() is not None:
+                break
+            await asyncio.sleep(0.05)
+        tail = self.log_path.read_text()[-2000:]
+        raise RuntimeError(f"no {name} #{count} from the daemon (exit {self.proc.poll()}):\n{tail}")
+
+    def memory(self) -> dict[str, float]:
+        """VmRSS and VmHWM in MB, from the daemon's /proc/<pid>/status."""
+        fields = {}
+        for line in Path(f"/proc/{self.proc.pid}/status").read_text().splitlines():
+            key, _, value = line.partition(":")
+            if key in ("VmRSS", "VmHWM"):
+                fields[key] = round(int(value.split()[0]) / 1024, 1)
+        return fields
+
+    async def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        for _ in range(300):
+            if self.proc.poll() is not None:
+                return
+            await asyncio.sleep(0.05)
+        self.proc.kill()
+
+
+async def bench_size(
+    sim: Simulator, n: int, rep: int, profile: Path | None = None
+) -> list[dict[str, Any]]:
+    users = sim.add_users(n, prefix=f"r{rep}n{n}v")
+    sim.set_chatters(CHANNEL, users)
+    chan = sim.channel(CHANNEL)
+    chan.subs.clear()
+    for user in users[::10]:
+        sim.set_role(CHANNEL, user.login, subscriber_tier=1000)
+    bot_token = sim.issue_token("mybot", scopes=list(BOT_SCOPES))
+    broadcaster_token = sim.issue_token(CHANNEL, scopes=list(BROADCASTER_SCOPES))
+    lines = []
+    with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
+        daemon = Daemon(
+            write_config(Path(tmp), sim, bot_token, broadcaster_token),
+            profile / f"daemon-{n}-{rep}.prof" if profile else None,
+        )
+        try:
+            await daemon.wait_event("daemon_ready", 1)
+            for number, workload in enumerate(TICKS, start=1):
+                if workload == "tick_update_standings":
+                    mark = len(sim.sent)
+                    await sim.say(CHANNEL, users[1], "!points")
+                    await sim.wait_for_reply(CHANNEL, contains=users[1].login, after=mark,
+                                             timeout=30)
+                tick = await daemon.wait_event("earning_tick", number)
+                if tick["present"] != n:
+                    raise RuntimeError(f"tick {number}: {tick['present']} present, not {n}")
+                lines.append(emit(
+                    impl="loyaltybot", workload=workload, n=n, rep=rep,
+                    total_seconds=tick["seconds"], helix_seconds=tick["helix_seconds"],
+                    db_seconds=tick["write_seconds"],
+                    other_seconds=round(
+                        tick["seconds"] - tick["helix_seconds"] - tick["write_seconds"], 3),
+                    points=tick["points"],
+                ))
+            lines.append(emit(impl="loyaltybot", workload="rss", n=n, rep=rep,
+                              **daemon.memory()))
+        finally:
+            await daemon.stop()
+    sim.set_chatters(CHANNEL, [])
+    return lines
+
+
+def run_seed(n: int) -> list[dict[str, Any]]:
+    result = subprocess.run(
+        ["node", "bench.js", "distribute", str(n)], cwd=SEED_DIR, capture_output=True,
+        text=True, timeout=600, check=True, env={**os.environ, "BENCH_DIR": tempfile.mkdtemp()},
+    )
+    found = [json.loads(x) for x in result.stdout.splitlines() if x.startswith("{")]
+    for line in found:
+        print(json.dumps({**line, "rep_of": "seed"}), flush=True)
+    return found
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--seed", action="store_true", help="also run the seed's batchAddPoints")
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--reps", type=int, default=3, help="repetitions; medians are compared")
+    parser.add_argument("--profile", type=Path, help="run the daemon under cProfile, into DIR")
+    args = parser.parse_args()
+    logs.configure("warning", "console")
+    if args.seed and not (SEED_DIR / "node_modules" / "better-sqlite3").is_dir():
+        sys.exit(f"the seed peer is not installed: run `bash {SEED_DIR}/run.sh` once")
+    sizes = [int(s) for s in args.sizes.split(",")]
+    emit(note="machine", load_average=os.getloadavg(), cpus=os.cpu_count())
+
+    sim = Simulator(client_id="bench-client-id", client_secret="bench-client-secret",
+                    helix_points_per_minute=1_000_000)
+    await sim.start()
+    sim.add_channel(CHANNEL, bot_login="mybot", bot_role="moderator")
+    sim.set_live(CHANNEL, True)
+    ours: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    seed: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    try:
+        for rep in range(args.reps):  # interleaved with the seed's runs
+            for n in sizes:
+                for line in await bench_size(sim, n, rep, args.profile):
+                    ours.setdefault((line["workload"], n), []).append(line)
+                if args.seed:
+                    for line in run_seed(n):
+                        seed.setdefault((line["workload"], n), []).append(line)
+    finally:
+        await sim.close()
+
+    def median(key: tuple[str, int], field: str) -> float:
+        return float(statistics.median(float(x[field]) for x in ours[key]))
+
+    for n in sizes:
+        for workload in TICKS:
+            key = (workload, n)
+            summary: dict[str, Any] = {
+                "median": workload, "n": n, "reps": len(ours[key]),
+                "total_seconds": median(key, "total_seconds"),
+                "helix_seconds": median(key, "helix_seconds"),
+                "db_seconds": median(key, "db_seconds"),
+                "target_total_seconds": TARGET_TICK_SECONDS,
+            }
+            seed_key = ("distribute_insert" if workload == "tick_insert"
+                        else "distribute_update", n)
+            if seed_key in seed:
+                seed_s = float(statistics.median(float(x["seconds"]) for x in seed[seed_key]))
+                summary.update(vs=seed_key[0], seed_seconds=seed_s,
+                               db_speedup=round(seed_s / summary["db_seconds"], 2),
+                               target_db_speedup=TARGET_DB_SPEEDUP)
+            emit(**summary)
+        emit(median="rss", n=n, VmRSS=median(("rss", n), "VmRSS"),
+             VmHWM=median(("rss", n), "VmHWM"), target_mb=TARGET_RSS_MB)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

@@ -1,0 +1,525 @@
+"""Earning (SPEC §4): who is present, and one interval scheduler per channel.
+
+Presence is gathered in memory (no database write per chat message): the chatter list
+from Helix when the bot may read it, otherwise chat and IRC JOIN/PART; chat messages are
+counted per viewer. Each interval one tick writes it all in one transaction
+(``Bank.credit_tick``), under a tick number that the database holds once, so no tick is
+credited twice: not after a restart, not when a slow tick meets the next, not on reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+import structlog
+
+from loyaltybot import ledger
+from loyaltybot.bank import Bank
+from loyaltybot.clock import Clock, to_ms
+from loyaltybot.errors import AlreadyApplied
+from loyaltybot.ledger import EarningRates, Presence, TickPlan
+from loyaltybot.settings import ChannelSettings
+from loyaltybot.twitch import helix as helix_api
+from loyaltybot.twitch.helix import Helix, HelixError
+from loyaltybot.viewers import Viewer
+
+log = structlog.get_logger(__name__)
+
+MAX_TRACKED = 500_000  # viewers remembered per channel per interval (bounded memory)
+MAX_LOOKUPS_PER_TICK = 1_000  # JOIN-only logins resolved through Helix per tick
+SUBSCRIBERS_REFRESH_SECONDS = 1800.0
+CHATTERS_RETRY_SECONDS = 600.0  # a refused chatter list is asked again: the bot may be modded
+SettingsFor = Callable[[str], Awaitable[ChannelSettings]]
+Sleep = Callable[[float], Awaitable[None]]
+
+
+# ---- presence (pure, in memory) ----------------------------------------------------------
+
+
+@dataclass(slots=True)
+class _Active:
+    login: str
+    display_name: str
+    messages: int
+
+
+@dataclass
+class ChannelPresence:
+    """Who is in one channel now and who chatted during the current interval."""
+
+    chatters: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (login, name)
+    active: dict[str, _Active] = field(default_factory=dict)  # chatted this interval
+    joined: set[str] = field(default_factory=set)  # logins seen by IRC JOIN, not PARTed
+    ids: dict[str, str] = field(default_factory=dict)  # login -> user id, learned
+    names: dict[str, str] = field(default_factory=dict)  # user id -> display name, learned
+    subscribers: set[str] = field(default_factory=set)
+    excluded: frozenset[str] = frozenset()
+    chatters_fresh: bool = False  # the list came from Helix for this interval
+
+
+class PresenceTracker:
+    """In-memory presence for every channel; fed by chat, JOIN/PART and Helix."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, ChannelPresence] = {}
+
+    def channel(self, channel: str) -> ChannelPresence:
+        return self._channels.setdefault(channel, ChannelPresence())
+
+    def forget(self, channel: str) -> None:
+        self._channels.pop(channel, None)
+
+    def set_excluded(self, channel: str, logins: Iterable[str]) -> None:
+        self.channel(channel).excluded = frozenset(logins)
+
+    def message(self, channel: str, viewer: Viewer, *, subscriber: bool) -> None:
+        """A chat message: present, active this interval, subscriber status from badges."""
+        state = self.channel(channel)
+        if viewer.login in state.excluded:
+            return
+        entry = state.active.get(viewer.user_id)
+        if entry is None:
+            if len(state.active) >= MAX_TRACKED:
+                return
+            state.active[viewer.user_id] = _Active(viewer.login, viewer.display_name, 1)
+        else:
+            entry.login, entry.display_name = viewer.login, viewer.display_name
+            entry.messages += 1
+        self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
+        if subscriber:
+            state.subscribers.add(viewer.user_id)
+        else:
+            state.subscribers.discard(viewer.user_id)
+
+    def join(self, channel: str, login: str) -> None:
+        state = self.channel(channel)
+        if login not in state.excluded and len(state.joined) < MAX_TRACKED:
+            state.joined.add(login)
+
+    def part(self, channel: str, login: str) -> None:
+        self.channel(channel).joined.discard(login)
+
+    def set_chatters(self, channel: str, users: Sequence[helix_api.TwitchUser]) -> None:
+        state = self.channel(channel)
+        state.chatters = {
+            u.id: (u.login, u.display_name)
+            for u in users[:MAX_TRACKED]
+            if u.login not in state.excluded
+        }
+        state.chatters_fresh = True
+        for u in users[:MAX_TRACKED]:
+            if state.ids.get(u.login) != u.id:
+                self._learn(state, u.id, u.login, u.display_name)
+
+    def drop_chatters(self, channel: str) -> None:
+        """The chatter list cannot be read any more: count chat and JOIN, not the last list."""
+        state = self.channel(channel)
+        state.chatters = {}
+        state.chatters_fresh = False
+
+    def set_subscribers(self, channel: str, user_ids: Iterable[str]) -> None:
+        self.channel(channel).subscribers = set(user_ids)
+
+    def learn(self, channel: str, pairs: Mapping[str, str]) -> None:
+        """login -> user id pairs known elsewhere (the database), to resolve JOIN-only logins."""
+        state = self.channel(channel)
+        for user_id, login in pairs.items():
+            state.ids.setdefault(login, user_id)
+
+    def _learn(self, state: ChannelPresence, user_id: str, login: str, name: str) -> None:
+        if len(state.ids) < MAX_TRACKED or login in state.ids:
+            state.ids[login] = user_id
+            if name != login:
+                state.names[user_id] = name
+
+    def unresolved_joins(self, channel: str) -> list[str]:
+        state = self.channel(channel)
+        return [login for login in state.joined if login not in state.ids]
+
+    def present(self, channel: str) -> list[Viewer]:
+        """Everyone present right now (for ``!addpoints all``)."""
+        return [Viewer(uid, login, name) for uid, (login, name, _) in self._merge(channel).items()]
+
+    def _merge(self, channel: str) -> dict[str, tuple[str, str, int]]:
+        state = self.channel(channel)
+        merged: dict[str, tuple[str, str, int]] = {}
+        if state.chatters_fresh or state.chatters:
+            for uid, (login, name) in state.chatters.items():
+                merged[uid] = (login, name, 0)
+        else:
+            for login in state.joined:
+                joined_id = state.ids.get(login)
+                if joined_id is not None:
+                    merged[joined_id] = (login, state.names.get(joined_id, login), 0)
+        for uid, seen in state.active.items():
+            merged[uid] = (seen.login, seen.display_name, seen.messages)
+        for uid in [u for u, (login, _, _) in merged.items() if login in state.excluded]:
+            del merged[uid]
+        return merged
+
+    def take_interval(self, channel: str) -> list[Presence]:
+        """Who was present this interval, with their message counts; starts the next one."""
+        state = self.channel(channel)
+        subs = state.subscribers
+        present = [
+            Presence(uid, login, name, uid in subs, count)
+            for uid, (login, name, count) in self._merge(channel).items()
+        ]
+        state.active = {}
+        state.chatters_fresh = False
+        return present
+
+
+# ---- the schedule (pure) -----------------------------------------------------------------
+
+
+def first_due(now: float, interval: float, last_credited: float | None) -> float:
+    """One interval after the last credited tick, or after start; never at start-up."""
+    if last_credited is not None and last_credited + interval > now:
+        return last_credited + interval
+    return now + interval
+
+
+def next_due(previous_due: float, interval: float, now: float) -> tuple[float, int]:
+    """The due time after ``previous_due``, skipping whole intervals already missed (a
+    suspended machine is not paid for hours in one burst); returns (due, skipped)."""
+    due = previous_due + interval
+    skipped = 0
+    if due + interval <= now:
+        skipped = math.floor((now - due) / interval)
+        due += skipped * interval
+    return due, skipped
+
+
+def rates_of(settings: ChannelSettings) -> EarningRates:
+    return EarningRates(
+        points=settings.points_per_interval,
+        subscriber_points=settings.subscriber_points,
+        active_bonus=settings.active_bonus,
+        min_watch_seconds=round(settings.min_watchtime_minutes * 60),
+    )
+
+
+# ---- the service -------------------------------------------------------------------------
+
+
+@dataclass
+class _ChannelState:
+    task: asyncio.Task[None] | None = None
+    live: bool | None = None  # None: not known yet
+    seq: int = 0
+    watch_since: float = 0.0  # wall time from which watch time is counted
+    watch_carry: float = 0.0  # fraction of a second not yet credited (sub-second intervals)
+    broadcaster_id: str | None = None
+    subscribers_at: float = -math.inf
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Earning:
+    """One interval loop per channel. Also the chat layer's presence source."""
+
+    def __init__(
+        self,
+        bank: Bank,
+        tracker: PresenceTracker,
+        clock: Clock,
+        settings_for: SettingsFor,
+        *,
+        helix: Helix | None = None,
+        bot_user_id: Callable[[], str | None] = lambda: None,
+        broadcaster_helix: Mapping[str, Helix] | None = None,
+        sleep: Sleep = asyncio.sleep,
+        max_sleep: float = 1.0,
+        on_tick: Callable[[str, ledger.TickApplied], None] | None = None,
+    ) -> None:
+        self.bank = bank
+        self.tracker = tracker
+        self.clock = clock
+        self._settings_for = settings_for
+        self._helix = helix
+        self._bot_user_id = bot_user_id
+        self._broadcaster_helix = dict(broadcaster_helix or {})
+        self._sleep = sleep
+        self._max_sleep = max_sleep
+        self._channels: dict[str, _ChannelState] = {}
+        self._chatters_refused: dict[str, float] = {}  # channel -> monotonic time refused
+        self._on_tick = on_tick
+        self.ticks = 0
+
+    # -- the chat layer's presence source
+    def present(self, channel: str) -> Sequence[Viewer]:
+        return self.tracker.present(channel)
+
+    # -- lifecycle
+    async def start(self, channels: Iterable[str]) -> None:
+        for channel in channels:
+            await self._add(channel)
+
+    async def set_channels(self, channels: Iterable[str]) -> None:
+        """Reload: start loops for new channels, stop (after flushing) removed ones."""
+        wanted = set(channels)
+        for channel in sorted(set(self._channels) - wanted):
+            await self._remove(channel)
+        for channel in sorted(wanted - set(self._channels)):
+            await self._add(channel)
+        for state in self._channels.values():
+            state.wake.set()  # intervals may have changed
+
+    def set_broadcaster_helix(self, helix_by_channel: Mapping[str, Helix]) -> None:
+        self._broadcaster_helix = dict(helix_by_channel)
+
+    def set_live(self, channel: str, live: bool) -> None:
+        """From EventSub stream.online/offline (or a Helix poll)."""
+        state = self._channels.get(channel)
+        if state is not None and state.live != live:
+            log.info("stream_state", channel=channel, live=live)
+            state.live = live
+
+    def set_broadcaster_id(self, channel: str, user_id: str) -> None:
+        state = self._channels.get(channel)
+        if state is not None:
+            state.broadcaster_id = user_id
+
+    def is_live(self, channel: str) -> bool | None:
+        state = self._channels.get(channel)
+        return None if state is None else state.live
+
+    async def close(self) -> None:
+        """Stop every loop and write what is in memory (messages, partial watch time)."""
+        for channel in list(self._channels):
+            await self._remove(channel)
+
+    async def _add(self, channel: str) -> None:
+        channel_id = self.bank.channel_id(channel)
+        last = await self.bank.store.read(lambda c: ledger.last_tick(c, channel_id))
+        known = await self.bank.load_known_logins(channel)
+        self.tracker.learn(channel, known)
+        subs = await self.bank.store.read(
+            lambda c: [
+                r[0]
+                for r in c.execute(
+                    "SELECT user_id FROM viewers WHERE channel_id = ? AND subscriber = 1",
+                    (channel_id,),
+                )
+            ]
+        )
+        self.tracker.set_subscribers(channel, subs)
+        self.tracker.set_excluded(channel, self.bank.excluded(channel))
+        state = _ChannelState(seq=last[0] if last else 0, watch_since=self.clock.now())
+        self._channels[channel] = state
+        state.task = asyncio.create_task(
+            self._loop(channel, state, None if last is None else last[1] / 1000),
+            name=f"earning:{channel}",
+        )
+
+    async def _remove(self, channel: str) -> None:
+        state = self._channels.pop(channel, None)
+        if state is None:
+            return
+        if state.task is not None:
+            state.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await state.task
+        await self._flush(channel, state)
+        self.tracker.forget(channel)
+
+    async def _flush(self, channel: str, state: _ChannelState) -> None:
+        """Messages and the watch time of the unfinished interval, without points."""
+        present = self.tracker.take_interval(channel)
+        if not state.live:
+            present = [p for p in present if p.messages]
+        elapsed = max(0.0, self.clock.now() - state.watch_since) if state.live else 0.0
+        watch = math.floor(state.watch_carry + elapsed)
+        channel_id = self.bank.channel_id(channel)
+        if present:
+            await self.bank.store.write(
+                lambda tx: ledger.record_activity(tx, channel_id, present, watch)
+            )
+        log.info("earning_flushed", channel=channel, viewers=len(present), watch_seconds=watch)
+
+    # -- the loop
+    async def _loop(self, channel: str, state: _ChannelState, last_credited: float | None) -> None:
+        settings = await self._settings_for(channel)
+        interval = settings.interval_minutes * 60
+        anchor = last_credited if last_credited is not None else self.clock.now()
+        due = first_due(self.clock.now(), interval, last_credited)
+        await self._refresh_live(channel, state)
+        while True:
+            settings = await self._settings_for(channel)
+            if settings.interval_minutes * 60 != interval:  # changed on the dashboard or reload
+                interval = settings.interval_minutes * 60
+                due = max(anchor + interval, self.clock.now())
+            wait = due - self.clock.now()
+            if wait > 0:
+                state.wake.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(state.wake.wait(), min(wait, self._max_sleep))
+                continue
+            try:
+                await self._tick(channel, state, settings, due, interval)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("earning_tick_failed", channel=channel, seq=state.seq + 1)
+            anchor = due
+            due, skipped = next_due(due, interval, self.clock.now())
+            if skipped:
+                log.warning("earning_ticks_skipped", channel=channel, intervals=skipped)
+
+    async def _tick(
+        self,
+        channel: str,
+        state: _ChannelState,
+        settings: ChannelSettings,
+        due: float,
+        interval: float,
+    ) -> None:
+        started = self.clock.monotonic()
+        await self._refresh_live(channel, state)
+        await self._refresh_presence(channel, state)
+        fetched = self.clock.monotonic()
+        now = self.clock.now()
+        live = bool(state.live) or settings.enable_offline
+        state.watch_carry += max(0.0, min(interval, now - state.watch_since))
+        watch = math.floor(state.watch_carry)
+        state.watch_carry -= watch
+        present = self.tracker.take_interval(channel)
+        state.watch_since = now
+        channel_id = self.bank.channel_id(channel)
+        if not live:
+            chatted = [p for p in present if p.messages]
+            if chatted:
+                await self.bank.store.write(
+                    lambda tx: ledger.record_activity(tx, channel_id, chatted, 0)
+                )
+            log.info("earning_skipped_offline", channel=channel, chatted=len(chatted))
+            return
+        plan = TickPlan(
+            channel_id,
+            state.seq + 1,
+            to_ms(due),
+            watch,
+            rates_of(settings),
+            present,
+            self.bank.known_logins(channel),
+        )
+        writing = self.clock.monotonic()
+        try:
+            applied = await self.bank.credit_tick(plan)
+        except AlreadyApplied:  # another process credited it: follow the database
+            last = await self.bank.store.read(lambda c: ledger.last_tick(c, channel_id))
+            state.seq = last[0] if last else state.seq
+            log.warning("earning_tick_already_credited", channel=channel, seq=plan.seq)
+            return
+        written = self.clock.monotonic()
+        state.seq = plan.seq
+        self.ticks += 1
+        if self._on_tick is not None:
+            self._on_tick(channel, applied)
+        log.info(  # where a slow tick's time went: Twitch, or the database
+            "earning_tick",
+            channel=channel,
+            seq=plan.seq,
+            present=applied.present,
+            points=applied.points,
+            watch_seconds=watch,
+            seconds=round(written - started, 3),
+            helix_seconds=round(fetched - started, 3),
+            write_seconds=round(written - writing, 3),
+        )
+
+    async def _refresh_live(self, channel: str, state: _ChannelState) -> None:
+        if self._helix is None:
+            return
+        try:
+            streams = await helix_api.get_streams(self._helix, [channel])
+        except HelixError as exc:
+            log.warning("stream_state_unknown", channel=channel, error=str(exc))
+            return
+        self.set_live(channel, channel in streams)
+        if channel in streams:
+            state.broadcaster_id = streams[channel].user_id
+
+    async def _refresh_presence(self, channel: str, state: _ChannelState) -> None:
+        """Get Chatters over all pages when allowed; otherwise chat and JOIN (said once)."""
+        helix = self._helix
+        if helix is None:
+            return
+        if state.broadcaster_id is None:
+            with contextlib.suppress(HelixError):
+                users = await helix.get_users(logins=[channel])
+                if users:
+                    state.broadcaster_id = users[0].id
+        moderator = self._bot_user_id()
+        refused_at = self._chatters_refused.get(channel)
+        now = self.clock.monotonic()
+        ask = refused_at is None or now - refused_at >= CHATTERS_RETRY_SECONDS
+        if ask and state.broadcaster_id and moderator:
+            try:
+                chatters = await helix_api.get_chatters(helix, state.broadcaster_id, moderator)
+            except HelixError as exc:
+                if exc.status in (401, 403):
+                    self.tracker.drop_chatters(channel)  # never keep paying a stale list
+                    self._chatters_refused[channel] = now
+                    if refused_at is None:
+                        log.warning(
+                            "presence_from_chat_only",
+                            channel=channel,
+                            reason="the bot cannot read the chatter list (it must be a"
+                            " moderator and its token needs moderator:read:chatters);"
+                            " using chat and JOIN",
+                        )
+                else:
+                    log.warning("chatters_unavailable", channel=channel, error=str(exc))
+            else:
+                if self._chatters_refused.pop(channel, None) is not None:
+                    log.info("presence_from_chatters_again", channel=channel)
+                self.tracker.set_chatters(channel, chatters)
+        await self._resolve_joins(channel, helix)
+        await self._refresh_subscribers(channel, state)
+
+    async def _resolve_joins(self, channel: str, helix: Helix) -> None:
+        logins = self.tracker.unresolved_joins(channel)[:MAX_LOOKUPS_PER_TICK]
+        if not logins:
+            return
+        try:
+            users = await helix.get_users(logins=logins)
+        except HelixError as exc:
+            log.warning("join_lookup_failed", channel=channel, error=str(exc))
+            return
+        state = self.tracker.channel(channel)
+        for user in users:
+            state.ids[user.login] = user.id
+            state.names[user.id] = user.display_name
+
+    async def _refresh_subscribers(self, channel: str, state: _ChannelState) -> None:
+        helix = self._broadcaster_helix.get(channel)
+        if helix is None or state.broadcaster_id is None:
+            return
+        if self.clock.monotonic() - state.subscribers_at < SUBSCRIBERS_REFRESH_SECONDS:
+            return
+        state.subscribers_at = self.clock.monotonic()
+        try:
+            ids = await helix_api.get_subscriber_ids(helix, state.broadcaster_id)
+        except HelixError as exc:
+            log.warning("subscribers_unavailable", channel=channel, error=str(exc))
+            return
+        self.tracker.set_subscribers(channel, ids)
+
+
+def settings_reader(
+    bank: Bank, file_settings: Callable[[str], Mapping[str, object]]
+) -> SettingsFor:
+    """Current settings of a channel: what is stored, with the file's values on top."""
+    from loyaltybot import settings as settings_mod
+
+    async def read(channel: str) -> ChannelSettings:
+        channel_id = bank.channel_id(channel)
+        stored = await bank.store.read(lambda c: settings_mod.load(c, channel_id))
+        return stored.values.model_copy(update=dict(file_settings(channel)))
+
+    return read
