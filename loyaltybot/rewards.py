@@ -1,0 +1,947 @@
+"""Channel-point rewards (SPEC §6): which configured reward a redemption is, and its effect.
+
+A redemption's whole effect happens in one transaction, the same one that records its
+EventSub message id: the redemption row (keyed by Twitch's redemption id, so it happens
+once even if Twitch sends it twice), the loyalty cost through the ledger, the action's
+own change (points, title, vote, queue entry), the per-user cooldown, and the slow work
+that follows (chat line, forward, Helix status) as pending rows (``loyaltybot.work``).
+
+User input is untrusted: it is cut, stripped of control characters and substituted in
+one pass, never interpreted. Twitch's status of a redemption is changed only when the
+bot owns the reward (``owned_rewards``) and Twitch still holds it as unfulfilled.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import enum
+import re
+import sqlite3
+import unicodedata
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+from loyaltybot import ledger, settings, viewers, work
+from loyaltybot.amounts import format_points
+from loyaltybot.bank import Bank
+from loyaltybot.config import RewardConfig
+from loyaltybot.errors import BalanceTooHigh, InsufficientPoints, LoyaltyError
+from loyaltybot.ledger import EntryType
+from loyaltybot.store import Tx
+from loyaltybot.twitch import channel_points
+from loyaltybot.twitch.eventsub import RedemptionAdded
+from loyaltybot.twitch.helix import Helix
+
+if TYPE_CHECKING:
+    from loyaltybot.chat.commands import Command, CommandContext
+
+MAX_INPUT_CHARS: Final = 200  # Twitch's own limit on redemption input
+MAX_OPTION_CHARS: Final = 40
+MAX_OPTIONS_PER_POLL: Final = 50
+MAX_CHAT_CHARS: Final = 500
+
+# Kinds of pending work this module creates (run by loyaltybot.reward_delivery).
+CHAT: Final = "chat"
+FORWARD: Final = "forward"
+REDEMPTION_STATUS: Final = "redemption_status"
+
+
+class Status(enum.StrEnum):
+    UNMATCHED = "unmatched"
+    QUEUED = "queued"
+    PENDING = "pending"
+    FULFILLED = "fulfilled"
+    CANCELED = "canceled"
+
+
+class UnknownRedemption(LoyaltyError, LookupError):
+    def __init__(self, channel: str, redemption_id: str) -> None:
+        super().__init__(f"no redemption {redemption_id!r} in #{channel}")
+        self.channel = channel
+        self.redemption_id = redemption_id
+
+
+class NotQueued(LoyaltyError):
+    """Approve or reject of a redemption that is not waiting (any more)."""
+
+    def __init__(self, redemption_id: str, status: str) -> None:
+        super().__init__(f"redemption {redemption_id!r} is {status}, not queued")
+        self.redemption_id = redemption_id
+        self.status = status
+
+
+# ---- pure rules -----------------------------------------------------------------------
+
+
+def reward_key(reward: RewardConfig) -> str:
+    """The stable name of a configured reward (cooldowns, polls)."""
+    return reward.title.casefold()
+
+
+def match(rewards: Iterable[RewardConfig], reward_id: str, title: str) -> RewardConfig | None:
+    """The configured reward: by ``id`` when the config gives one, else by exact title
+    (case-insensitive)."""
+    folded = title.casefold()
+    for candidate in rewards:
+        if candidate.id is not None:
+            if candidate.id == reward_id:
+                return candidate
+        elif candidate.title.casefold() == folded:
+            return candidate
+    return None
+
+
+_SPACES = re.compile(r"\s+")
+_PLACEHOLDER = re.compile(r"\{(user|input|reward|balance)\}")
+
+
+def clean_text(text: str, limit: int = MAX_INPUT_CHARS) -> str:
+    """Untrusted text made safe to show in one chat line: control and format characters
+    become spaces, runs of whitespace collapse, and it is cut to ``limit``."""
+    text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text[: limit * 4])
+    return _SPACES.sub(" ", text).strip()[:limit]
+
+
+def normalize_option(text: str) -> str | None:
+    """A vote option as it is counted: 'Tetris ', 'TETRIS' and 'tetris' are one option."""
+    option = clean_text(unicodedata.normalize("NFKC", text), MAX_OPTION_CHARS * 2).casefold()
+    option = option[:MAX_OPTION_CHARS].strip()
+    return option or None
+
+
+def render(template: str, values: Mapping[str, str]) -> str:
+    """Fill ``{user}``, ``{input}``, ``{reward}``, ``{balance}`` in one pass.
+
+    Substituted values are never read again, so input containing ``{balance}`` stays
+    text; any other braces in the template are left as written.
+    """
+    return chat_line(_PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), template))
+
+
+def chat_line(text: str) -> str:
+    """One safe chat line: no line breaks, no leading ``/`` or ``.`` (chat commands), at
+    most 500 characters."""
+    return clean_text(text, MAX_CHAT_CHARS * 2).lstrip("/. ")[:MAX_CHAT_CHARS]
+
+
+def format_wait(seconds: float) -> str:
+    seconds = max(1, int(seconds + 0.999))
+    if seconds < 120:
+        return f"{seconds} s"
+    minutes = (seconds + 59) // 60
+    if minutes < 120:
+        return f"{minutes} min"
+    return f"{minutes // 60} h {minutes % 60} min"
+
+
+# ---- records --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RedemptionOutcome:
+    """What one redemption did (for logs and tests)."""
+
+    channel: str
+    redemption_id: str
+    reward: str
+    action: str | None
+    status: Status
+    outcome: str
+    twitch_status: str | None  # FULFILLED/CANCELED sent to Twitch, None if left alone
+
+
+@dataclass(frozen=True, slots=True)
+class RedemptionRecord:
+    redemption_id: str
+    broadcaster_id: str
+    reward_id: str
+    reward_title: str
+    action: str | None
+    user_id: str
+    user_login: str
+    user_name: str
+    user_input: str
+    status: Status
+    outcome: str
+    loyalty_cost: int
+    manageable: bool
+    decided_by: str | None
+    created_at: int
+    updated_at: int
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The result of approving or rejecting a queued redemption."""
+
+    redemption_id: str
+    status: Status
+    refunded: int  # loyalty points given back
+    twitch_status: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Poll:
+    title: str
+    options: tuple[tuple[str, int], ...]  # (option, votes), most votes first
+
+    @property
+    def total(self) -> int:
+        return sum(count for _, count in self.options)
+
+
+_RECORD_COLUMNS = (
+    "redemption_id, broadcaster_id, reward_id, reward_title, action, user_id, user_login,"
+    " user_name,"
+    " user_input, status, outcome, loyalty_cost, manageable, decided_by, created_at, updated_at"
+)
+
+
+def _record(row: Sequence[Any]) -> RedemptionRecord:
+    values = list(row)
+    values[9] = Status(values[9])
+    values[12] = bool(values[12])
+    return RedemptionRecord(*values)
+
+
+def get_redemption(
+    conn: sqlite3.Connection, channel_id: int, redemption_id: str
+) -> RedemptionRecord | None:
+    row = conn.execute(
+        f"SELECT {_RECORD_COLUMNS} FROM redemptions WHERE channel_id = ? AND redemption_id = ?",
+        (channel_id, redemption_id),
+    ).fetchone()
+    return None if row is None else _record(row)
+
+
+def title_of(conn: sqlite3.Connection, channel_id: int, user_id: str) -> str | None:
+    row = conn.execute(
+        "SELECT title FROM viewer_titles WHERE channel_id = ? AND user_id = ?"
+        " ORDER BY unlocked_at DESC, title LIMIT 1",
+        (channel_id, user_id),
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def polls(conn: sqlite3.Connection, channel_id: int) -> list[Poll]:
+    found: dict[str, tuple[str, list[tuple[str, int]]]] = {}
+    for poll, title, option, count in conn.execute(
+        "SELECT poll, title, option, count FROM votes WHERE channel_id = ?"
+        " ORDER BY poll, count DESC, first_at, option",
+        (channel_id,),
+    ):
+        found.setdefault(poll, (title, []))[1].append((option, count))
+    return [Poll(title, tuple(options)) for title, options in found.values()]
+
+
+# ---- the redemption transaction -------------------------------------------------------
+
+
+@contextlib.contextmanager
+def savepoint(tx: Tx, name: str = "effect") -> Iterator[None]:
+    """All or nothing inside the transaction, commit effects included: a cost is never
+    kept when the action it paid for fails, nor one notification's half-effect when it
+    shares a transaction with others."""
+    effects = len(tx.effects)
+    tx.conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        tx.conn.execute(f"ROLLBACK TO {name}")
+        tx.conn.execute(f"RELEASE {name}")
+        del tx.effects[effects:]
+        raise
+    tx.conn.execute(f"RELEASE {name}")
+
+
+@dataclass
+class _Context:
+    tx: Tx
+    channel_id: int
+    channel: str
+    event: RedemptionAdded
+    manageable: bool
+
+    @property
+    def conn(self) -> sqlite3.Connection:
+        return self.tx.conn
+
+    def currency(self, amount: int) -> str:
+        return settings.load(self.conn, self.channel_id).values.currency(amount)
+
+
+def owned(conn: sqlite3.Connection, channel_id: int, reward_id: str) -> bool:
+    row = conn.execute(
+        "SELECT 1 FROM owned_rewards WHERE channel_id = ? AND reward_id = ?",
+        (channel_id, reward_id),
+    ).fetchone()
+    return row is not None
+
+
+def handle_redemption(
+    tx: Tx,
+    channel_id: int,
+    channel: str,
+    rewards: Sequence[RewardConfig],
+    event: RedemptionAdded,
+) -> RedemptionOutcome | None:
+    """Apply one redemption inside the caller's transaction; None if it was seen before.
+
+    The redemption's row is written once, at the end, with its outcome.
+    """
+    conn = tx.conn
+    seen = conn.execute(
+        "SELECT 1 FROM redemptions WHERE channel_id = ? AND redemption_id = ?",
+        (channel_id, event.id),
+    ).fetchone()
+    if seen:
+        return None
+    config = match(rewards, event.reward.id, event.reward.title)
+    manageable = (
+        config is not None
+        and event.status == "unfulfilled"
+        and owned(conn, channel_id, event.reward.id)
+    )
+    ctx = _Context(tx, channel_id, channel, event, manageable)
+    if config is None:
+        _insert(ctx, None, Status.UNMATCHED, "no_matching_reward", 0)
+        return RedemptionOutcome(
+            channel,
+            event.id,
+            event.reward.title,
+            None,
+            Status.UNMATCHED,
+            "no_matching_reward",
+            None,
+        )
+    return _apply(ctx, config)
+
+
+def _insert(
+    ctx: _Context, config: RewardConfig | None, status: Status, outcome: str, cost: int
+) -> None:
+    event, now = ctx.event, ctx.tx.now_ms
+    ctx.conn.execute(
+        "INSERT INTO redemptions (channel_id, redemption_id, broadcaster_id, reward_id,"
+        " reward_title, reward_cost, action, user_id, user_login, user_name, user_input,"
+        " redeemed_at, status, outcome, loyalty_cost, manageable, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        (
+            ctx.channel_id,
+            event.id,
+            event.broadcaster.id,
+            event.reward.id,
+            event.reward.title,
+            event.reward.cost,
+            None if config is None else config.action,
+            event.user.id,
+            event.user.login,
+            event.user.name,
+            event.user_input[:MAX_CHAT_CHARS],
+            event.redeemed_at,
+            status,
+            outcome,
+            cost,
+            int(ctx.manageable),
+            now,
+            now,
+        ),
+    )
+
+
+def _apply(ctx: _Context, config: RewardConfig) -> RedemptionOutcome:
+    tx, event = ctx.tx, ctx.event
+    name = clean_text(event.user.name, 50)
+    key = reward_key(config)
+    until = (
+        _cooldown_until(ctx.conn, ctx.channel_id, key, event.user.id)
+        if config.cooldown_seconds
+        else 0
+    )
+    if until > tx.now_ms:
+        wait = format_wait((until - tx.now_ms) / 1000)
+        return _cancel(
+            ctx,
+            config,
+            "cooldown",
+            f"@{name}, {config.title} is on cooldown for you: try again in {wait}.",
+        )
+    option = None
+    if config.action == "vote":
+        option = normalize_option(event.user_input)
+        if option is None:
+            return _cancel(
+                ctx,
+                config,
+                "invalid_vote",
+                f"@{name}, type what you vote for when you redeem {config.title}.",
+            )
+        if _poll_full(ctx.conn, ctx.channel_id, key, option):
+            return _cancel(
+                ctx,
+                config,
+                "poll_full",
+                f"@{name}, {config.title} has {MAX_OPTIONS_PER_POLL} options already:"
+                " vote for one of them.",
+            )
+    try:
+        with savepoint(tx) if config.cost else contextlib.nullcontext():
+            if config.cost:
+                ledger.debit(
+                    tx,
+                    ctx.channel_id,
+                    event.user.viewer,
+                    config.cost,
+                    kind=EntryType.COST,
+                    reason=f"reward: {config.title}",
+                    actor=event.user.login,
+                    ref=f"redemption:{event.id}:cost",
+                )
+            status, outcome = _act(ctx, config, option)
+    except InsufficientPoints as exc:
+        cost = format_points(config.cost)
+        return _cancel(
+            ctx,
+            config,
+            "insufficient_points",
+            f"@{name}, {config.title} costs {cost} {ctx.currency(config.cost)} and you have"
+            f" {format_points(exc.balance)}.",
+        )
+    except BalanceTooHigh:
+        return _cancel(
+            ctx, config, "balance_full", f"@{name}, your {ctx.currency(2)} are at the maximum."
+        )
+    if config.cooldown_seconds:
+        ctx.conn.execute(
+            "INSERT INTO reward_cooldowns (channel_id, reward, user_id, until) VALUES (?, ?, ?, ?)"
+            " ON CONFLICT (channel_id, reward, user_id) DO UPDATE SET until = excluded.until",
+            (ctx.channel_id, key, event.user.id, tx.now_ms + round(config.cooldown_seconds * 1000)),
+        )
+    _insert(ctx, config, status, outcome, config.cost)
+    twitch_status = None
+    if status is Status.FULFILLED:
+        twitch_status = _set_twitch_status(ctx, "FULFILLED")
+        if config.message:
+            _say(ctx, render(config.message, _values(ctx)))
+    return RedemptionOutcome(
+        ctx.channel, event.id, config.title, config.action, status, outcome, twitch_status
+    )
+
+
+def _act(ctx: _Context, config: RewardConfig, option: str | None) -> tuple[Status, str]:
+    """The action itself, inside the savepoint with the cost."""
+    tx, event = ctx.tx, ctx.event
+    if config.action == "grant_points":
+        ledger.credit(
+            tx,
+            ctx.channel_id,
+            event.user.viewer,
+            config.amount or 0,  # the config requires an amount; 0 would raise InvalidAmount
+            kind=EntryType.REWARD,
+            reason=f"reward: {config.title}",
+            actor=event.user.login,
+            ref=f"redemption:{event.id}",
+        )
+        return Status.FULFILLED, "granted"
+    if config.action == "chat":
+        return Status.FULFILLED, "done"
+    if config.action == "title":
+        viewers.upsert(ctx.conn, ctx.channel_id, event.user.viewer, tx.now_ms)
+        ctx.conn.execute(
+            "INSERT INTO viewer_titles (channel_id, user_id, title, unlocked_at, redemption_id)"
+            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel_id, user_id, title) DO UPDATE SET"
+            " unlocked_at = excluded.unlocked_at, redemption_id = excluded.redemption_id",
+            (ctx.channel_id, event.user.id, config.unlocks, tx.now_ms, event.id),
+        )
+        return Status.FULFILLED, "title_unlocked"
+    if config.action == "vote":
+        ctx.conn.execute(
+            "INSERT INTO votes (channel_id, poll, title, option, count, first_at)"
+            " VALUES (?, ?, ?, ?, 1, ?) ON CONFLICT (channel_id, poll, option) DO UPDATE SET"
+            " count = count + 1, title = excluded.title",
+            (ctx.channel_id, reward_key(config), config.title, option, tx.now_ms),
+        )
+        return Status.FULFILLED, "voted"
+    if config.action == "queue":
+        return Status.QUEUED, "awaiting_approval"
+    if config.action == "forward":
+        work.enqueue(tx, FORWARD, ctx.channel_id, _forward_payload(ctx, config))
+        return Status.PENDING, "forwarding"
+    raise ValueError(f"unknown reward action {config.action!r}")
+
+
+def _forward_payload(ctx: _Context, config: RewardConfig) -> dict[str, Any]:
+    event = ctx.event
+    return {
+        "channel": ctx.channel,
+        "redemption_id": event.id,
+        "url": config.url,
+        "timeout": config.timeout_seconds,
+        "retries": config.retries,
+        "announce": render(config.message, _values(ctx)) if config.message else None,
+        "body": {
+            "id": event.id,
+            "channel": ctx.channel,
+            "broadcaster_user_id": event.broadcaster.id,
+            "user_id": event.user.id,
+            "user_login": event.user.login,
+            "user_name": event.user.name,
+            "user_input": event.user_input[:MAX_CHAT_CHARS],
+            "reward": {
+                "id": event.reward.id,
+                "title": event.reward.title,
+                "cost": event.reward.cost,
+                "prompt": event.reward.prompt,
+            },
+            "loyalty_cost": config.cost,
+            "redeemed_at": event.redeemed_at,
+        },
+    }
+
+
+def _values(ctx: _Context) -> dict[str, str]:
+    event = ctx.event
+    balance = _balance(ctx.conn, ctx.channel_id, event.user.id)
+    return template_values(event.user.name, event.user_input, event.reward.title, balance)
+
+
+def template_values(user: str, user_input: str, reward: str, balance: int) -> dict[str, str]:
+    """What ``{user}``, ``{input}``, ``{reward}`` and ``{balance}`` stand for, made safe."""
+    return {
+        "user": clean_text(user, 50),
+        "input": clean_text(user_input),
+        "reward": clean_text(reward, 100),
+        "balance": format_points(balance),
+    }
+
+
+def _balance(conn: sqlite3.Connection, channel_id: int, user_id: str) -> int:
+    row = conn.execute(
+        "SELECT points FROM viewers WHERE channel_id = ? AND user_id = ?", (channel_id, user_id)
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _cancel(ctx: _Context, config: RewardConfig, outcome: str, reply: str) -> RedemptionOutcome:
+    """The redemption cannot be honoured: nothing was taken; Twitch refunds if it can."""
+    _insert(ctx, config, Status.CANCELED, outcome, 0)
+    twitch_status = _set_twitch_status(ctx, "CANCELED")
+    if twitch_status:
+        reply += " Your channel points were refunded."
+    _say(ctx, reply)
+    return RedemptionOutcome(
+        ctx.channel,
+        ctx.event.id,
+        config.title,
+        config.action,
+        Status.CANCELED,
+        outcome,
+        twitch_status,
+    )
+
+
+def _set_twitch_status(ctx: _Context, status: str) -> str | None:
+    if not ctx.manageable:
+        return None
+    event = ctx.event
+    enqueue_twitch_status(
+        ctx.tx, ctx.channel_id, ctx.channel, event.broadcaster.id, event.reward.id, event.id, status
+    )
+    return status
+
+
+def enqueue_twitch_status(
+    tx: Tx,
+    channel_id: int,
+    channel: str,
+    broadcaster_id: str,
+    reward_id: str,
+    redemption_id: str,
+    status: str,
+) -> None:
+    work.enqueue(
+        tx,
+        REDEMPTION_STATUS,
+        channel_id,
+        {
+            "channel": channel,
+            "broadcaster_id": broadcaster_id,
+            "reward_id": reward_id,
+            "redemption_id": redemption_id,
+            "status": status,
+        },
+    )
+
+
+def _say(ctx: _Context, text: str) -> None:
+    enqueue_chat(ctx.tx, ctx.channel_id, ctx.channel, text)
+
+
+def enqueue_chat(tx: Tx, channel_id: int, channel: str, text: str) -> None:
+    line = chat_line(text)
+    if line:
+        work.enqueue(tx, CHAT, channel_id, {"channel": channel, "text": line})
+
+
+def _cooldown_until(conn: sqlite3.Connection, channel_id: int, key: str, user_id: str) -> int:
+    row = conn.execute(
+        "SELECT until FROM reward_cooldowns WHERE channel_id = ? AND reward = ? AND user_id = ?",
+        (channel_id, key, user_id),
+    ).fetchone()
+    return 0 if row is None else int(row[0])
+
+
+def _poll_full(conn: sqlite3.Connection, channel_id: int, poll: str, option: str) -> bool:
+    exists = conn.execute(
+        "SELECT 1 FROM votes WHERE channel_id = ? AND poll = ? AND option = ?",
+        (channel_id, poll, option),
+    ).fetchone()
+    if exists:
+        return False
+    (options,) = conn.execute(
+        "SELECT count(*) FROM votes WHERE channel_id = ? AND poll = ?", (channel_id, poll)
+    ).fetchone()
+    return bool(options >= MAX_OPTIONS_PER_POLL)
+
+
+# ---- later outcomes: forward results, moderator decisions -----------------------------
+
+
+def _close(
+    tx: Tx,
+    channel_id: int,
+    channel: str,
+    redemption: RedemptionRecord,
+    status: Status,
+    outcome: str,
+    *,
+    actor: str | None,
+    refund: bool,
+) -> Decision:
+    """Move a waiting redemption to its final state: refund, Twitch status, and the row."""
+    refunded = 0
+    if refund and redemption.loyalty_cost:
+        viewer = viewers.Viewer(redemption.user_id, redemption.user_login, redemption.user_name)
+        try:
+            change = ledger.credit(
+                tx,
+                channel_id,
+                viewer,
+                redemption.loyalty_cost,
+                kind=EntryType.REFUND,
+                reason=f"refund: {redemption.reward_title} ({outcome})",
+                actor=actor,
+                ref=f"redemption:{redemption.redemption_id}:refund",
+            )
+            refunded = change.applied
+        except BalanceTooHigh:
+            refunded = 0
+    tx.conn.execute(
+        "UPDATE redemptions SET status = ?, outcome = ?, decided_by = coalesce(?, decided_by),"
+        " loyalty_cost = loyalty_cost - ?, updated_at = ?"
+        " WHERE channel_id = ? AND redemption_id = ?",
+        (status, outcome, actor, refunded, tx.now_ms, channel_id, redemption.redemption_id),
+    )
+    twitch_status = None
+    if redemption.manageable:
+        twitch_status = "FULFILLED" if status is Status.FULFILLED else "CANCELED"
+        enqueue_twitch_status(
+            tx,
+            channel_id,
+            channel,
+            redemption.broadcaster_id,
+            redemption.reward_id,
+            redemption.redemption_id,
+            twitch_status,
+        )
+    return Decision(redemption.redemption_id, status, refunded, twitch_status)
+
+
+def forward_finished(
+    tx: Tx,
+    channel_id: int,
+    channel: str,
+    redemption_id: str,
+    *,
+    delivered: bool,
+    announce: str | None,
+) -> Decision | None:
+    """A forward ended: delivered -> fulfilled; failed for good -> canceled and refunded."""
+    redemption = get_redemption(tx.conn, channel_id, redemption_id)
+    if redemption is None or redemption.status is not Status.PENDING:
+        return None
+    if delivered:
+        decision = _close(
+            tx,
+            channel_id,
+            channel,
+            redemption,
+            Status.FULFILLED,
+            "forwarded",
+            actor=None,
+            refund=False,
+        )
+        if announce:
+            enqueue_chat(tx, channel_id, channel, announce)
+        return decision
+    decision = _close(
+        tx,
+        channel_id,
+        channel,
+        redemption,
+        Status.CANCELED,
+        "forward_failed",
+        actor=None,
+        refund=True,
+    )
+    name = clean_text(redemption.user_name, 50)
+    reply = f"@{name}, {redemption.reward_title} could not be delivered."
+    enqueue_chat(tx, channel_id, channel, reply + _refund_note(tx, channel_id, decision))
+    return decision
+
+
+def _refund_note(tx: Tx, channel_id: int, decision: Decision) -> str:
+    parts = []
+    if decision.refunded:
+        currency = settings.load(tx.conn, channel_id).values.currency(decision.refunded)
+        parts.append(f"{format_points(decision.refunded)} {currency}")
+    if decision.twitch_status == "CANCELED":
+        parts.append("your channel points")
+    return f" Refunded: {' and '.join(parts)}." if parts else ""
+
+
+def decide(
+    tx: Tx,
+    channel_id: int,
+    channel: str,
+    redemption_id: str,
+    *,
+    approve: bool,
+    actor: str,
+    rewards: Sequence[RewardConfig],
+) -> Decision:
+    """A moderator's decision on a queued redemption.
+
+    Raises:
+        UnknownRedemption, NotQueued.
+    """
+    redemption = get_redemption(tx.conn, channel_id, redemption_id)
+    if redemption is None:
+        raise UnknownRedemption(channel, redemption_id)
+    if redemption.status is not Status.QUEUED:
+        raise NotQueued(redemption_id, redemption.status)
+    name = clean_text(redemption.user_name, 50)
+    if approve:
+        decision = _close(
+            tx,
+            channel_id,
+            channel,
+            redemption,
+            Status.FULFILLED,
+            "approved",
+            actor=actor,
+            refund=False,
+        )
+        config = match(rewards, redemption.reward_id, redemption.reward_title)
+        if config is not None and config.message:
+            balance = _balance(tx.conn, channel_id, redemption.user_id)
+            values = template_values(
+                redemption.user_name, redemption.user_input, redemption.reward_title, balance
+            )
+            enqueue_chat(tx, channel_id, channel, render(config.message, values))
+        return decision
+    decision = _close(
+        tx,
+        channel_id,
+        channel,
+        redemption,
+        Status.CANCELED,
+        "rejected",
+        actor=actor,
+        refund=True,
+    )
+    reply = f"@{name}, {redemption.reward_title} was not accepted."
+    enqueue_chat(tx, channel_id, channel, reply + _refund_note(tx, channel_id, decision))
+    return decision
+
+
+def set_owned(
+    tx: Tx, channel_id: int, rewards: Iterable[tuple[str, str]], *, replace: bool
+) -> None:
+    """Record rewards (id, title) the bot owns; ``replace`` forgets the others."""
+    rewards = list(rewards)
+    if replace:
+        tx.conn.execute("DELETE FROM owned_rewards WHERE channel_id = ?", (channel_id,))
+    tx.conn.executemany(
+        "INSERT INTO owned_rewards (channel_id, reward_id, title, synced_at) VALUES (?, ?, ?, ?)"
+        " ON CONFLICT (channel_id, reward_id) DO UPDATE SET title = excluded.title,"
+        " synced_at = excluded.synced_at",
+        [(channel_id, reward_id, title, tx.now_ms) for reward_id, title in rewards],
+    )
+
+
+def prune(tx: Tx) -> int:
+    """Forget cooldowns that have run out."""
+    return tx.conn.execute("DELETE FROM reward_cooldowns WHERE until <= ?", (tx.now_ms,)).rowcount
+
+
+# ---- the async API for the webhook, the dashboard and chat ----------------------------
+
+
+class Rewards:
+    """Reward configuration per channel, and the operations on redemptions and votes."""
+
+    def __init__(self, bank: Bank, rewards: Mapping[str, Sequence[RewardConfig]]) -> None:
+        self._bank = bank
+        self._store = bank.store
+        self._rewards: dict[str, tuple[RewardConfig, ...]] = {}
+        self.update(rewards)
+
+    def update(self, rewards: Mapping[str, Sequence[RewardConfig]]) -> None:
+        """New reward mappings (config reload); redemptions in flight keep their own."""
+        self._rewards = {channel: tuple(items) for channel, items in rewards.items()}
+
+    def configured(self, channel: str) -> tuple[RewardConfig, ...]:
+        return self._rewards.get(channel, ())
+
+    def handle(self, tx: Tx, channel: str, event: RedemptionAdded) -> RedemptionOutcome | None:
+        """Inside the webhook's transaction."""
+        return handle_redemption(
+            tx, self._bank.channel_id(channel), channel, self.configured(channel), event
+        )
+
+    async def approve(self, channel: str, redemption_id: str, actor: str) -> Decision:
+        """Approve a queued redemption: FULFILLED on Twitch (when the bot owns the reward).
+
+        Raises:
+            UnknownChannel, UnknownRedemption, NotQueued.
+        """
+        return await self._decide(channel, redemption_id, actor, approve=True)
+
+    async def reject(self, channel: str, redemption_id: str, actor: str) -> Decision:
+        """Reject a queued redemption: the loyalty cost is refunded, and CANCELED on
+        Twitch so Twitch refunds the channel points (when the bot owns the reward).
+
+        Raises:
+            UnknownChannel, UnknownRedemption, NotQueued.
+        """
+        return await self._decide(channel, redemption_id, actor, approve=False)
+
+    async def _decide(
+        self, channel: str, redemption_id: str, actor: str, *, approve: bool
+    ) -> Decision:
+        channel_id = self._bank.channel_id(channel)
+        rewards = self.configured(channel)
+        return await self._store.write(
+            lambda tx: decide(
+                tx,
+                channel_id,
+                channel,
+                redemption_id,
+                approve=approve,
+                actor=actor,
+                rewards=rewards,
+            )
+        )
+
+    async def list_queue(self, channel: str, limit: int = 100) -> list[RedemptionRecord]:
+        """Redemptions waiting for approval, oldest first."""
+        channel_id = self._bank.channel_id(channel)
+        rows = await self._store.read(
+            lambda c: c.execute(
+                f"SELECT {_RECORD_COLUMNS} FROM redemptions"
+                " WHERE channel_id = ? AND status = 'queued'"
+                " ORDER BY created_at, redeemed_at, redemption_id"
+                " LIMIT ?",
+                (channel_id, max(1, min(limit, 1000))),
+            ).fetchall()
+        )
+        return [_record(row) for row in rows]
+
+    async def redemption(self, channel: str, redemption_id: str) -> RedemptionRecord | None:
+        channel_id = self._bank.channel_id(channel)
+        return await self._store.read(lambda c: get_redemption(c, channel_id, redemption_id))
+
+    async def tally(self, channel: str) -> list[Poll]:
+        """Every poll of the channel with its options, most votes first."""
+        channel_id = self._bank.channel_id(channel)
+        return await self._store.read(lambda c: polls(c, channel_id))
+
+    async def reset_votes(self, channel: str) -> int:
+        """Clear the channel's tallies; returns how many options were removed."""
+        channel_id = self._bank.channel_id(channel)
+        return await self._store.write(
+            lambda tx: (
+                tx.conn.execute("DELETE FROM votes WHERE channel_id = ?", (channel_id,)).rowcount
+            )
+        )
+
+    async def title_of(self, channel: str, user_id: str) -> str | None:
+        """The title a viewer unlocked most recently (``!points`` shows it), or None."""
+        channel_id = self._bank.channel_id(channel)
+        return await self._store.read(lambda c: title_of(c, channel_id, user_id))
+
+    async def set_owned(
+        self, channel: str, rewards: Iterable[tuple[str, str]], *, replace: bool = False
+    ) -> None:
+        channel_id = self._bank.channel_id(channel)
+        items = list(rewards)
+        await self._store.write(lambda tx: set_owned(tx, channel_id, items, replace=replace))
+
+    async def refresh_owned(self, channel: str, helix: Helix, broadcaster_id: str) -> int:
+        """Ask Twitch which of the channel's rewards our client id manages (at start-up);
+        ``helix`` acts as the broadcaster. Returns how many.
+
+        Raises:
+            HelixError: Twitch could not be asked; what we knew is kept.
+        """
+        found = await channel_points.manageable_rewards(helix, broadcaster_id)
+        await self.set_owned(channel, [(r.id, r.title) for r in found], replace=True)
+        return len(found)
+
+
+# ---- !votes ---------------------------------------------------------------------------
+
+
+def format_tally(found: Sequence[Poll], limit: int = MAX_CHAT_CHARS) -> str:
+    if not found or all(not poll.options for poll in found):
+        return "No votes yet."
+    parts = []
+    for poll in found:
+        options = ", ".join(f"{option} {format_points(count)}" for option, count in poll.options)
+        parts.append(f"{poll.title}: {options}")
+    text = " | ".join(parts)
+    return text if len(text) <= limit else text[: limit - 1].rstrip(" ,|") + "…"
+
+
+async def votes_command(rewards: Rewards, channel: str, args: str, *, is_moderator: bool) -> str:
+    """``!votes`` shows the tally; ``!votes reset`` (moderators and the broadcaster)
+    clears it. Returns the reply."""
+    words = args.split()
+    if not words:
+        return format_tally(await rewards.tally(channel))
+    if words[0].lower() == "reset" and len(words) == 1:
+        if not is_moderator:
+            return "Only moderators can reset the votes."
+        removed = await rewards.reset_votes(channel)
+        return "Votes reset." if removed else "There were no votes to reset."
+    return "Usage: !votes, or !votes reset (moderators)."
+
+
+def votes_chat_command(rewards: Rewards) -> Command:
+    """``!votes`` for the chat command registry: ``handler.register(votes_chat_command(r))``.
+
+    Imported here so the rewards work without the chat package (the webhook, the CLI).
+    """
+    from loyaltybot.chat.commands import Command
+    from loyaltybot.chat.message import Permission
+
+    async def run(ctx: CommandContext) -> str:
+        if ctx.args and ctx.args[0].lower() == "reset":
+            ctx.require(Permission.MODERATOR)
+        return await votes_command(
+            rewards, ctx.channel, " ".join(ctx.args), is_moderator=ctx.roles.trusted
+        )
+
+    return Command("votes", run, read_cooldown=True, usage="!votes, or !votes reset (moderators)")
