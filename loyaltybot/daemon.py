@@ -1,0 +1,497 @@
+"""The composition root: build every part from the config, run them on one loop, stop cleanly.
+
+No globals: each part gets what it needs here. Start-up happens in order inside an
+``AsyncExitStack`` so tear-down runs in reverse, also when start-up fails half way.
+Signals come from one table: SIGHUP reloads, SIGTERM and SIGINT stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any
+
+import aiohttp
+import structlog
+
+from loyaltybot import logs, settings
+from loyaltybot.bank import Bank
+from loyaltybot.chat.commands import CommandHandler
+from loyaltybot.chat.irc import ChatClient
+from loyaltybot.chat.message import ChatMessage
+from loyaltybot.chat.outbox import Outbox
+from loyaltybot.chat.replies import Reply
+from loyaltybot.clock import Clock, SystemClock
+from loyaltybot.config import Config, ConfigError, load_config
+from loyaltybot.earning import Earning, PresenceTracker
+from loyaltybot.ledger import TickApplied
+from loyaltybot.metrics import Metrics
+from loyaltybot.rewards import Rewards, votes_chat_command
+from loyaltybot.store import Store, open_store
+from loyaltybot.systemd import Notifier
+from loyaltybot.twitch import subscriptions
+from loyaltybot.twitch.auth import AppToken, TokenError
+from loyaltybot.twitch.helix import Helix, HelixError
+from loyaltybot.twitch.tokens import Tokens
+from loyaltybot.web.app import WebServer, make_app, reload_config, start_web
+from loyaltybot.web.eventsub import EventSubService
+
+log = structlog.get_logger(__name__)
+
+STOP_GRACE_SECONDS = 8.0  # SPEC §8: stop within 10 s
+
+
+class StartupError(Exception):
+    """The daemon cannot start; the message says what to fix (never a secret)."""
+
+
+def secrets_of(config: Config) -> list[str]:
+    found = []
+    for value in (
+        config.twitch.client_secret,
+        config.twitch.bot_token,
+        config.web.eventsub_secret,
+        config.web.session_secret,
+    ):
+        if value is not None:
+            found.append(value.reveal())
+    for channel in config.channels.values():
+        if channel.broadcaster_token is not None:
+            found.append(channel.broadcaster_token.reveal())
+    return found
+
+
+async def apply_channel_config(config: Config, bank: Bank) -> None:
+    """Make the database agree with the file: channels exist, file-owned settings applied."""
+    await bank.ensure_channels(config.channels)
+    for login, channel in config.channels.items():
+        channel_id = bank.channel_id(login)
+        await bank.store.write(
+            partial(settings.apply_file, channel_id=channel_id, from_file=channel.file_settings)
+        )
+        bank.set_excluded(login, {*channel.ignored_users, login, config.twitch.bot_login})
+
+
+@dataclass
+class Daemon:
+    """The running parts: what the signal handlers, /healthz and the tests reach."""
+
+    config: Config
+    clock: Clock
+    store: Store
+    bank: Bank
+    live_settings: settings.LiveSettings
+    tracker: PresenceTracker
+    earning: Earning
+    chat: ChatClient
+    outbox: Outbox
+    tokens: Tokens
+    metrics: Metrics
+    notifier: Notifier
+    web: WebServer
+    app: Any
+    rewards: Rewards
+    eventsub: EventSubService | None
+    session: aiohttp.ClientSession
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    reloads: int = 0
+    background: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def spawn(self, coro: Any, name: str) -> None:
+        """A tracked background task (cancelled at stop, never garbage-collected early)."""
+        task = asyncio.create_task(coro, name=name)
+        self.background.add(task)
+        task.add_done_callback(self.background.discard)
+
+    async def ensure_subscriptions(self) -> None:
+        """Create the EventSub subscriptions the channels need (app token); log what fails."""
+        config = self.config
+        twitch, web = config.twitch, config.web
+        if self.eventsub is None or not web.public_url or web.eventsub_secret is None:
+            return
+        if twitch.client_secret is None:
+            log.warning(
+                "eventsub_not_subscribed", reason="twitch.client_secret is needed for the app token"
+            )
+            return
+        app_helix = Helix(
+            self.session,
+            twitch.api_url,
+            twitch.client_id,
+            AppToken(self.session, twitch.auth_url, twitch.client_id, twitch.client_secret),
+        )
+        try:
+            ids = await subscriptions.resolve_broadcasters(app_helix, config.channels)
+            await self.eventsub.set_broadcaster_ids(ids)
+            report = await subscriptions.ensure_subscriptions(
+                app_helix,
+                callback=subscriptions.callback_url(web.public_url, web.eventsub_path),
+                secret=web.eventsub_secret.reveal(),
+                broadcasters=ids,
+            )
+        except HelixError as exc:
+            log.error("eventsub_subscriptions_failed", error=str(exc))
+            return
+        for line in subscriptions.describe(report):
+            log.warning("eventsub_subscription_failed", detail=line)
+        for channel, broadcaster_id in ids.items():
+            token = self.tokens.broadcaster(channel)
+            if token is not None:
+                helix = Helix(self.session, twitch.api_url, twitch.client_id, token)
+                with contextlib.suppress(HelixError):
+                    await self.rewards.refresh_owned(channel, helix, broadcaster_id)
+
+    @property
+    def web_url(self) -> str:
+        return self.web.url
+
+    async def reload(self) -> bool:
+        """SIGHUP: validate the file again; apply it if valid, else keep running on the old.
+
+        The chat connection stays up; channels are joined and parted on it, and the earning
+        loops keep their tick numbers, so no tick is lost or doubled.
+        """
+        self.notifier.reloading()
+        try:
+            new = load_config(self.config.path)
+        except ConfigError as exc:
+            for line in exc.lines():
+                log.error("config_reload_rejected", problem=line)
+            self.notifier.ready(f"kept the old config: {len(exc.problems)} problem(s)")
+            return False
+        restart_needed = [
+            key
+            for key, old, now in (
+                ("database", self.config.database, new.database),
+                ("web.listen", self.config.web.listen, new.web.listen),
+                ("twitch.irc_url", self.config.twitch.irc_url, new.twitch.irc_url),
+                ("twitch.api_url", self.config.twitch.api_url, new.twitch.api_url),
+                ("twitch.bot_login", self.config.twitch.bot_login, new.twitch.bot_login),
+            )
+            if old != now
+        ]
+        if restart_needed:
+            log.warning("config_reload_needs_restart", keys=restart_needed)
+        logs.REDACTOR.add(*secrets_of(new))
+        logs.set_level(new.log.level)
+        await apply_channel_config(new, self.bank)
+        self.live_settings.set_file_values(new.settings_from_file)
+        await self.live_settings.refresh(new.channels)
+        await self.tokens.reload(new)
+        for channel in set(self.config.channels) - set(new.channels):
+            self.live_settings.forget(channel)
+        await self.chat.set_channels(new.channels)
+        await self.earning.set_channels(new.channels)
+        for login in new.channels:
+            self.tracker.set_excluded(login, self.bank.excluded(login))
+        reload_config(self.app, new)
+        self.rewards.update({c: cfg.rewards for c, cfg in new.channels.items()})
+        if self.eventsub is not None:
+            self.eventsub.update(channels=new.channels, secret=new.web.eventsub_secret)
+        self.config = new
+        self.spawn(self.ensure_subscriptions(), "eventsub-subscriptions")
+        self.reloads += 1
+        log.info("config_reloaded", channels=sorted(new.channels))
+        self.notifier.ready(f"serving {len(new.channels)} channel(s)")
+        return True
+
+
+async def run(
+    config: Config,
+    *,
+    clock: Clock | None = None,
+    stop: asyncio.Event | None = None,
+    started: Callable[[Daemon], None] | None = None,
+    configure_logging: bool = True,
+) -> int:
+    """Run until SIGTERM/SIGINT (or ``stop`` is set); 0 on a clean stop, 1 if it cannot start."""
+    if configure_logging:
+        logs.configure(config.log.level, config.log.format, secrets=secrets_of(config))
+    else:
+        logs.REDACTOR.add(*secrets_of(config))
+    clock = clock or SystemClock()
+    stop = stop or asyncio.Event()
+    notifier = Notifier.from_environ()
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            await notifier.start()
+            stack.push_async_callback(notifier.close)
+            daemon = await _start(config, clock, stop, notifier, stack)
+            stack.push_async_callback(_cancel_all, daemon.background)
+            _handle_signals(daemon, stack)
+            daemon.spawn(daemon.ensure_subscriptions(), "eventsub-subscriptions")
+            log.info("daemon_ready", channels=sorted(config.channels), web=daemon.web_url)
+            notifier.ready(f"serving {len(config.channels)} channel(s)")
+            if started is not None:
+                started(daemon)
+            await stop.wait()
+            log.info("daemon_stopping")
+            notifier.stopping()
+    except StartupError as exc:
+        log.error("daemon_cannot_start", reason=str(exc))
+        return 1
+    log.info("daemon_stopped")
+    return 0
+
+
+def _handle_signals(daemon: Daemon, stack: contextlib.AsyncExitStack) -> None:
+    loop = asyncio.get_running_loop()
+    reloading: list[asyncio.Task[bool]] = []
+
+    def reload() -> None:
+        if reloading and not reloading[-1].done():
+            log.info("config_reload_already_running")
+            return
+        reloading.append(asyncio.create_task(daemon.reload(), name="reload"))
+
+    table: dict[signal.Signals, Callable[[], None]] = {
+        signal.SIGHUP: reload,
+        signal.SIGTERM: daemon.stop.set,
+        signal.SIGINT: daemon.stop.set,
+    }
+    for sig, handler in table.items():
+        try:
+            loop.add_signal_handler(sig, handler)
+        except (RuntimeError, ValueError):  # not the main thread (in-process tests)
+            continue
+        stack.callback(loop.remove_signal_handler, sig)
+
+
+async def _start(
+    config: Config,
+    clock: Clock,
+    stop: asyncio.Event,
+    notifier: Notifier,
+    stack: contextlib.AsyncExitStack,
+) -> Daemon:
+    twitch = config.twitch
+    notifier.extend_timeout(60)  # migrations on a large database may take a while
+    try:
+        store = await open_store(
+            config.database.path,
+            clock=clock,
+            synchronous=config.database.synchronous,
+            busy_timeout_ms=config.database.busy_timeout_ms,
+        )
+    except Exception as exc:  # a bad path, a newer schema, a file that is not SQLite
+        raise StartupError(f"cannot open {config.database.path}: {exc}") from None
+    stack.push_async_callback(store.close)
+    bank = Bank(store)
+    await apply_channel_config(config, bank)
+
+    session = aiohttp.ClientSession()
+    stack.push_async_callback(session.close)
+    tokens = Tokens(config, store, session, clock=clock)
+    try:
+        await tokens.start()
+    except TokenError as exc:
+        raise StartupError(str(exc)) from None
+    bot = tokens.bot()
+    if bot.missing(["moderator:read:chatters"]):
+        log.warning(
+            "presence_from_chat_only",
+            reason="the bot token lacks"
+            " moderator:read:chatters: run `loyaltybot auth` again to count lurkers",
+        )
+    helix = Helix(session, twitch.api_url, twitch.client_id, bot)
+    metrics = Metrics()
+
+    live_settings = settings.LiveSettings(store, bank.channel_id, config.settings_from_file)
+    await live_settings.refresh(config.channels)
+    tracker = PresenceTracker()
+
+    def ticked(channel: str, applied: TickApplied) -> None:
+        metrics.earning_ticks.labels(channel).inc()
+        metrics.points_credited.labels(channel, "earning").inc(applied.points)
+        metrics.viewers_present.labels(channel).set(applied.present)
+
+    earning = Earning(
+        bank,
+        tracker,
+        clock,
+        live_settings.read,
+        helix=helix,
+        bot_user_id=lambda: bot.user_id,
+        on_tick=ticked,
+        broadcaster_helix=_broadcaster_helix(config, tokens, session),
+    )
+    rewards = Rewards(bank, {c: cfg.rewards for c, cfg in config.channels.items()})
+    handler = CommandHandler(
+        bank,
+        settings_for=live_settings.get,
+        presence=earning,
+        clock=clock,
+        bot_login=twitch.bot_login,
+        titles=rewards,
+    )
+    handler.register(votes_chat_command(rewards))
+
+    def replied(channel: str, outcome: str) -> None:
+        if outcome == "sent":
+            metrics.chat_replies_sent.labels(channel).inc()
+        else:
+            metrics.chat_replies_dropped.labels(channel, outcome).inc()
+
+    chat_box: list[ChatClient] = []
+
+    async def send(channel: str, text: str, reply_to: str | None) -> None:
+        await chat_box[0].send(channel, text, reply_to)
+
+    def seen(message: ChatMessage) -> None:
+        tracker.message(message.channel, message.sender, subscriber=message.roles.subscriber)
+
+    def membership(channel: str, login: str, joined: bool) -> None:
+        (tracker.join if joined else tracker.part)(channel, login)
+
+    outbox = Outbox(send, clock, observer=replied)
+    chat = ChatClient(
+        irc_url=twitch.irc_url,
+        token=await bot.token(),
+        nick=twitch.bot_login,
+        channels=config.channels,
+        handler=handler,
+        outbox=outbox,
+        clock=clock,
+        on_message=seen,
+        on_membership=membership,
+    )
+    chat_box.append(chat)
+    bot.on_change(chat.set_token)  # a refreshed token is used by the next reconnection
+    metrics.add_gauge_source(
+        "loyaltybot_chat_connected_now",
+        "1 while chat is connected",
+        (),
+        lambda: [((), 1.0 if chat.connected else 0.0)],
+    )
+
+    app = await make_app(
+        bank=bank,
+        config=config,
+        store=store,
+        health=lambda: chat.connected,
+        metrics=metrics,
+        hooks=rewards,
+        clock=clock,
+        http=session,
+    )
+    eventsub = _eventsub(config, bank, rewards, tokens, session, clock, outbox, earning, metrics)
+    if eventsub is not None:
+        app.router.add_routes(eventsub.routes())
+        await eventsub.start()  # resumes work a previous run left pending
+        stack.push_async_callback(eventsub.close)  # runs after the web server has stopped
+    try:
+        web_server = await start_web(app, config.web.host, config.web.port)
+    except OSError as exc:
+        raise StartupError(f"cannot listen on {config.web.listen}: {exc.strerror}") from None
+    stack.push_async_callback(web_server.close)
+
+    outbox.start()
+    stack.push_async_callback(outbox.close)
+    await chat.start()
+    stack.push_async_callback(chat.close)
+    await earning.start(config.channels)
+    stack.push_async_callback(earning.close)  # runs first at stop: flushes what is in memory
+    return Daemon(
+        config,
+        clock,
+        store,
+        bank,
+        live_settings,
+        tracker,
+        earning,
+        chat,
+        outbox,
+        tokens,
+        metrics,
+        notifier,
+        web_server,
+        app,
+        rewards,
+        eventsub,
+        session,
+        stop,
+    )
+
+
+def _eventsub(
+    config: Config,
+    bank: Bank,
+    rewards: Rewards,
+    tokens: Tokens,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    outbox: Outbox,
+    earning: Earning,
+    metrics: Metrics,
+) -> EventSubService | None:
+    """The webhook, when the config gives Twitch a secret to sign with."""
+    if config.web.eventsub_secret is None:
+        log.info("eventsub_disabled", reason="no web.eventsub_secret")
+        return None
+    public = config.web.public_url or ""
+    loopback = public.startswith(("http://127.0.0.1", "http://localhost", "http://[::1]"))
+    if public.startswith("http://") and not loopback:
+        log.warning(
+            "eventsub_over_http",
+            public_url=config.web.public_url,
+            note="Twitch only calls https on port 443; fine behind a TLS proxy or in tests",
+        )
+
+    async def chat_send(channel: str, text: str) -> bool:
+        return outbox.submit(Reply(channel, text, None, clock.monotonic()))
+
+    def helix_for(channel: str) -> Helix | None:
+        token = tokens.broadcaster(channel)
+        if token is None:
+            return None
+        return Helix(session, config.twitch.api_url, config.twitch.client_id, token)
+
+    service = EventSubService(
+        bank=bank,
+        rewards=rewards,
+        secret=config.web.eventsub_secret,
+        channels=config.channels,
+        clock=clock,
+        path=config.web.eventsub_path,
+        session=session,
+        chat=chat_send,
+        helix_for=helix_for,
+    )
+    service.add_live_listener(earning.set_live)
+    stats = service.stats
+    metrics.add_counter_source(
+        "loyaltybot_eventsub_messages",
+        "EventSub webhook messages by outcome",
+        ("outcome",),
+        lambda: [
+            (("received",), stats.received),
+            (("duplicate",), stats.duplicates),
+            (("processed",), stats.processed),
+            (("failed",), stats.failed),
+            (("revocation",), stats.revocations),
+            (("rejected",), sum(stats.rejected.values())),
+        ],
+    )
+    return service
+
+
+async def _cancel_all(tasks: set[asyncio.Task[Any]]) -> None:
+    for task in list(tasks):
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _broadcaster_helix(
+    config: Config, tokens: Tokens, session: aiohttp.ClientSession
+) -> dict[str, Helix]:
+    """A Helix client per channel whose broadcaster authorised us (subscriber lists)."""
+    found = {}
+    for channel in config.channels:
+        token = tokens.broadcaster(channel)
+        if token is not None:
+            found[channel] = Helix(session, config.twitch.api_url, config.twitch.client_id, token)
+    return found

@@ -1,0 +1,1 @@
+"""Clients of Twitch's HTTP APIs (Helix, OAuth) and EventSub helpers."""
