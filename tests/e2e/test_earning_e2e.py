@@ -344,7 +344,8 @@ async def test_ten_thousand_viewers_earn_exactly(
     present = present_ids(sim, "alice")
     await db.wait_seq("alice", 4)
     model.tick(present, db.ticks("alice")[3][3])
-    await go_offline(bot, sim, model, "alice")  # the shutdown flush adds nothing
+    await go_offline(bot, sim, model, "alice")
+    await wait_offline(bot, "alice")
     ticks = db.ticks("alice")
     assert await bot.stop() == 0
 
@@ -364,6 +365,16 @@ async def test_ten_thousand_viewers_earn_exactly(
     assert rows[quiet_subs[0].id][1] == 4 * POINTS  # a silent sub is unknown without a token
     assert sum(t[5] for t in ticks) == sum(model.points.values())
     assert_audit_passes(tmp_path)
+
+
+async def wait_offline(bot: RunningBot, channel: str, within: float = 10) -> None:
+    """Until a tick has seen the stream offline: only then does the daemon know, and only
+    then does the shutdown flush add no watch time (while it believes the stream live, the
+    unfinished interval's watch time is rightly written)."""
+    deadline = time.monotonic() + within
+    while bot.daemon.earning.is_live(channel) is not False:
+        assert time.monotonic() < deadline, "the daemon never saw the stream go offline"
+        await asyncio.sleep(0.005)
 
 
 async def wait_for_calls(sim: Simulator, channel: str, calls: int, within: float = 10) -> None:
@@ -414,6 +425,7 @@ async def test_restart_between_ticks_never_credits_twice(
         await db.wait_seq("alice", seq)
         model.tick(present_ids(sim, "alice"), db.ticks("alice")[seq - 1][3])
     await go_offline(second, sim, model, "alice")
+    await wait_offline(second, "alice")
     assert await second.stop() == 0
 
     ticks = db.ticks("alice")
@@ -465,6 +477,7 @@ async def test_without_moderator_presence_comes_from_chat_and_join(
         await db.wait_seq("dan", 2)
         model.tick({u.id for u in joiners[5:]}, db.ticks("dan")[1][3])  # talkers said nothing
         await go_offline(bot, sim, model, "dan")
+        await wait_offline(bot, "dan")
         assert await bot.stop() == 0
 
     assert_matches(db, "dan", model)
@@ -512,6 +525,7 @@ async def test_demoted_bot_stops_paying_the_last_chatter_list(
         await db.wait_seq("alice", 3)
         model.tick(present_ids(sim, "alice"), db.ticks("alice")[2][3])
         await go_offline(bot, sim, model, "alice")
+        await wait_offline(bot, "alice")
         assert await bot.stop() == 0
 
     assert_matches(db, "alice", model)
@@ -559,6 +573,7 @@ async def test_min_watchtime_and_subscribers_from_the_broadcaster(
         if seq < 3:
             Window(bot, sim, model).close()
     await go_offline(bot, sim, model, "alice")
+    await wait_offline(bot, "alice")
     assert await bot.stop() == 0
 
     assert sum(t[3] for t in db.ticks("alice")) >= 1, "no watch time in three ticks"
