@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
 import signal
 import socket
@@ -27,6 +28,7 @@ from loyaltybot.store import open_store
 
 CHANNEL = "alice"
 BOT = "mybot"
+REDEEM_EVERY = 4.0  # seconds between simulated redemptions (the crowd's default is 20)
 
 REWARDS: list[dict[str, Any]] = [
     {"title": "Buy 100 cookies", "action": "grant_points", "amount": 100},
@@ -148,6 +150,7 @@ async def _run(
         return task.result() or 1
     bot = ready[0]
     for crowd in world.crowds:
+        crowd.redeem_every = REDEEM_EVERY
         await crowd.start()
     url = bot.web_url
     if not quiet:
@@ -187,8 +190,11 @@ Below: what the bot says in #{CHANNEL}, and the books every few seconds. Ctrl-C 
 
 
 async def _feed(sim: Simulator, bot: Daemon, quiet: bool) -> None:
-    """Print the bot's chat lines as they leave, and a summary every 6 seconds."""
+    """Print the bot's chat lines as they leave, each redemption's outcome, and a summary
+    every 6 seconds."""
     shown = 0
+    printed: set[str] = set()
+    since_ms = 0
     last_summary = 0.0
     while True:
         await asyncio.sleep(0.5)
@@ -197,6 +203,15 @@ async def _feed(sim: Simulator, bot: Daemon, quiet: bool) -> None:
             for message in sent[shown:]:
                 print(f"  #{message.channel} <{BOT}> {message.text}", flush=True)
         shown = len(sent)
+        rows = await bot.store.read(functools.partial(_redemptions_since, since_ms=since_ms))
+        for redemption_id, created_at, user, title, status, outcome, cost in rows:
+            if redemption_id in printed:
+                continue
+            printed.add(redemption_id)
+            since_ms = max(since_ms, created_at)
+            if not quiet:
+                paid = f", {cost:,} cookies spent" if cost else ""
+                print(f"  * {user} redeemed \"{title}\": {status} ({outcome}{paid})", flush=True)
         if time.monotonic() - last_summary >= 6:
             last_summary = time.monotonic()
             if not quiet:
@@ -220,6 +235,19 @@ async def _summary(bot: Daemon) -> str:
         f"== tick {ticks}: {viewers} viewers, {points:,} cookies, "
         f"{watch // 60:,} watch-minutes, {queued} queued redemptions; top: {leaders}"
     )
+
+
+def _redemptions_since(conn: sqlite3.Connection, since_ms: int) -> list[tuple[Any, ...]]:
+    """Redemptions recorded at or after ``since_ms``, oldest first (none before the table
+    exists)."""
+    try:
+        return conn.execute(
+            "SELECT redemption_id, created_at, user_login, reward_title, status, outcome,"
+            " loyalty_cost FROM redemptions WHERE created_at >= ? ORDER BY created_at",
+            (since_ms,),
+        ).fetchall()
+    except sqlite3.OperationalError:
+        return []
 
 
 def _count(conn: sqlite3.Connection, sql: str) -> int:
