@@ -37,11 +37,24 @@ lint: install
 	$(VENV)/bin/ruff check loyaltybot tests bench
 	$(VENV)/bin/mypy
 
+# Every benchmark, one JSON line per figure (BENCHMARKS.md records them). SEED=--seed also runs
+# the seed's better-sqlite3 code in the same run (needs ../shared/peers/seed-js installed).
+SEED ?=
 bench: install
-	$(PY) bench/ledger.py
+	$(PY) bench/ledger.py $(SEED)
+	$(PY) bench/earning.py $(SEED)
+	$(PY) bench/chat.py $(SEED)
+	$(PY) bench/eventsub.py
+	$(PY) bench/web.py
 
+# The long reliability runs (crash: CRASH_KILLS=50 SIGKILLs; soak: SOAK_MINUTES=5 at 100k
+# viewers), then their figures, as JSON lines, last (also in test-artifacts/soak-summary.json).
 soak: install
-	$(PY) -m pytest -m soak --run-soak
+	@mkdir -p test-artifacts && rm -f test-artifacts/soak-summary.json
+	@$(PY) -m pytest -m soak --run-soak; status=$$?; \
+	echo "== soak summary (test-artifacts/soak-summary.json) =="; \
+	cat test-artifacts/soak-summary.json 2>/dev/null || echo "(no summary was written)"; \
+	exit $$status
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache test-artifacts
