@@ -271,6 +271,8 @@ def verify(headers: Mapping[str, str], body: bytes, secret: str | bytes, now: fl
         if not isinstance(envelope, dict):
             raise Malformed("the body is not a JSON object")
         return _message(kind, message_id, sent, lower.get(MESSAGE_RETRY, "0"), envelope)
+    except RecursionError:  # json.loads of a body nested thousands deep
+        raise Rejected(400, "the body is nested too deeply") from None
     except (ValueError, Malformed) as exc:
         reason = str(exc) if isinstance(exc, Malformed) else "the body is not JSON"
         raise Rejected(400, reason) from None

@@ -92,6 +92,9 @@ class Helix:
             except (TimeoutError, aiohttp.ClientError) as exc:
                 if attempt == self._attempts:
                     raise TwitchUnreachable(self._base, type(exc).__name__) from None
+                log.warning(
+                    "helix_unreachable", path=path, error=type(exc).__name__, attempt=attempt
+                )
                 await asyncio.sleep(min(self._max_wait, 0.5 * 2**attempt))
                 continue
             except ValueError:
