@@ -1,4 +1,8 @@
-"""Shared fixtures: a real SQLite file per test, the real store and bank on it."""
+"""Shared fixtures: a real SQLite file per test, the real store and bank on it.
+
+Also the ``--run-soak`` option: tests marked ``soak`` (long reliability runs, ``make soak``)
+are collected always but skipped unless it is given, so the normal suite stays fast.
+"""
 
 from __future__ import annotations
 
@@ -13,6 +17,24 @@ from loyaltybot.store import Store, open_store
 from loyaltybot.viewers import Viewer
 
 CHANNEL = "alice"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--run-soak",
+        action="store_true",
+        default=False,
+        help="run the long reliability tests marked soak (make soak)",
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    if config.getoption("--run-soak"):
+        return
+    skip = pytest.mark.skip(reason="a long soak run: only with --run-soak (make soak)")
+    for item in items:
+        if item.get_closest_marker("soak") is not None:
+            item.add_marker(skip)
 
 
 @pytest.fixture
