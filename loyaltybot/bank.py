@@ -11,6 +11,7 @@ import asyncio
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from sys import intern
 
 from loyaltybot import ledger, viewers
 from loyaltybot.errors import UnknownChannel, UnknownViewer
@@ -187,7 +188,9 @@ class Bank:
                 "SELECT user_id, login FROM viewers WHERE channel_id = ?", (channel_id,)
             ).fetchall()
         )
-        self._known[channel_id] = dict(rows)
+        # interned: the presence tracker and the standings hold the same 100,000 ids and
+        # logins, one copy between them
+        self._known[channel_id] = {intern(uid): intern(login) for uid, login in rows}
         return self._known[channel_id]
 
     def known_logins(self, channel: str) -> Mapping[str, str]:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
@@ -103,17 +103,30 @@ class PresenceTracker:
     def part(self, channel: str, login: str) -> None:
         self.channel(channel).joined.discard(login)
 
-    def set_chatters(self, channel: str, users: Sequence[helix_api.TwitchUser]) -> None:
+    def set_chatters(self, channel: str, chatters: Mapping[str, tuple[str, str]]) -> None:
+        """The chatter list (user id -> (login, display name)) for this interval.
+
+        A viewer already listed with the same login and name keeps the tuple held from
+        before, so the strings just decoded are freed instead of kept twice (the learned
+        login -> id map holds the first ones)."""
         state = self.channel(channel)
-        state.chatters = {
-            u.id: (u.login, u.display_name)
-            for u in users[:MAX_TRACKED]
-            if u.login not in state.excluded
-        }
+        old, excluded, ids = state.chatters, state.excluded, state.ids
+        kept: dict[str, tuple[str, str]] = {}
+        for uid, pair in chatters.items():
+            if len(kept) >= MAX_TRACKED:
+                break
+            login = pair[0]
+            if login in excluded:
+                continue
+            previous = old.get(uid)
+            if previous == pair:
+                kept[uid] = previous
+            else:
+                kept[uid] = pair
+            if ids.get(login) != uid:
+                self._learn(state, uid, login, pair[1])
+        state.chatters = kept
         state.chatters_fresh = True
-        for u in users[:MAX_TRACKED]:
-            if state.ids.get(u.login) != u.id:
-                self._learn(state, u.id, u.login, u.display_name)
 
     def drop_chatters(self, channel: str) -> None:
         """The chatter list cannot be read any more: count chat and JOIN, not the last list."""
@@ -142,24 +155,28 @@ class PresenceTracker:
 
     def present(self, channel: str) -> list[Viewer]:
         """Everyone present right now (for ``!addpoints all``)."""
-        return [Viewer(uid, login, name) for uid, (login, name, _) in self._merge(channel).items()]
+        return [Viewer(uid, login, name) for uid, login, name, _ in self._entries(channel)]
 
-    def _merge(self, channel: str) -> dict[str, tuple[str, str, int]]:
+    def _entries(self, channel: str) -> Iterator[tuple[str, str, str, int]]:
+        """(user id, login, display name, messages) of everyone present: the chatter list
+        (or, without one, JOINs resolved to ids), then whoever chatted; never excluded."""
         state = self.channel(channel)
-        merged: dict[str, tuple[str, str, int]] = {}
+        active, excluded = state.active, state.excluded
         if state.chatters_fresh or state.chatters:
             for uid, (login, name) in state.chatters.items():
-                merged[uid] = (login, name, 0)
+                if uid not in active and login not in excluded:
+                    yield uid, login, name, 0
         else:
+            listed: set[str] = set()
             for login in state.joined:
                 joined_id = state.ids.get(login)
-                if joined_id is not None:
-                    merged[joined_id] = (login, state.names.get(joined_id, login), 0)
-        for uid, seen in state.active.items():
-            merged[uid] = (seen.login, seen.display_name, seen.messages)
-        for uid in [u for u, (login, _, _) in merged.items() if login in state.excluded]:
-            del merged[uid]
-        return merged
+                if joined_id is not None and joined_id not in active and joined_id not in listed:
+                    listed.add(joined_id)
+                    if login not in excluded:
+                        yield joined_id, login, state.names.get(joined_id, login), 0
+        for uid, seen in active.items():
+            if seen.login not in excluded:
+                yield uid, seen.login, seen.display_name, seen.messages
 
     def take_interval(self, channel: str) -> list[Presence]:
         """Who was present this interval, with their message counts; starts the next one."""
@@ -167,7 +184,7 @@ class PresenceTracker:
         subs = state.subscribers
         present = [
             Presence(uid, login, name, uid in subs, count)
-            for uid, (login, name, count) in self._merge(channel).items()
+            for uid, login, name, count in self._entries(channel)
         ]
         state.active = {}
         state.chatters_fresh = False

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from sys import intern
 
 from sortedcontainers import SortedList
 
@@ -35,8 +36,9 @@ class Standings:
         self._logins: dict[str, str] = {}
         for user_id, login, points in rows:
             if points > 0 and login not in excluded:
+                user_id = intern(user_id)  # shared with the tracker's and the bank's copies
                 self._points[user_id] = points
-                self._logins[user_id] = login
+                self._logins[user_id] = intern(login)
         self._order = SortedList((-p, uid) for uid, p in self._points.items())
 
     def __len__(self) -> int:

@@ -17,7 +17,6 @@ from loyaltybot.earning import (
 )
 from loyaltybot.ledger import EntryType
 from loyaltybot.store import Store
-from loyaltybot.twitch.helix import TwitchUser
 from loyaltybot.viewers import Viewer
 from tests.conftest import CHANNEL, viewer
 
@@ -51,9 +50,7 @@ def test_presence_merges_chatters_chat_and_joins() -> None:
     assert first == {"user1": (True, 2), "user2": (False, 0)}  # user3 has no known id
     assert tracker.unresolved_joins(CHANNEL) == ["user3"]
 
-    tracker.set_chatters(
-        CHANNEL, [TwitchUser("1004", "user4", "User4"), TwitchUser("1", CHANNEL, "Alice")]
-    )
+    tracker.set_chatters(CHANNEL, {"1004": ("user4", "User4"), "1": (CHANNEL, "Alice")})
     tracker.message(CHANNEL, viewer(1), subscriber=False)
     second = {p.login: (p.subscriber, p.messages) for p in tracker.take_interval(CHANNEL)}
     assert second == {"user4": (False, 0), "user1": (False, 1)}
