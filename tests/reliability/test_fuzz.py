@@ -381,10 +381,19 @@ async def test_random_chat_lines_through_the_daemon(
         mark = len(sim.sent)
         await sim.say(CHANNEL, "latecomer", "!points")
         reply = await sim.wait_for_reply(CHANNEL, contains="@latecomer", after=mark, timeout=15)
+        # whatever the random gives met (cooldowns depend on timing), a plain one still works
+        giver = sim.add_user("fuzzgiver")
+        await bank.credit(
+            CHANNEL, Viewer(giver.id, giver.login, giver.login), 50, kind=EntryType.ADD
+        )
+        before += 50
+        mark = len(sim.sent)
+        await sim.say(CHANNEL, giver, f"!give {viewers[0].login} 20")
+        gave = await sim.wait_for_reply(CHANNEL, contains="@fuzzgiver", after=mark, timeout=15)
     assert reply.text == "@latecomer, you have 0 cookies"
+    assert gave.text.startswith(f"@fuzzgiver, you gave 20 cookies to {viewers[0].login}"), gave
     handled = [e for e in logs if e["event"] in ("chat_command_refused", "chat_points_given")]
-    given = [e for e in handled if e["event"] == "chat_points_given"]
-    assert len(handled) > 50 and given, "the random lines never reached the commands"
+    assert len(handled) > 50, "the random lines never reached the commands"
     assert not bot.task.done()
     assert [e for e in logs if e["event"] in ("chat_command_failed", "chat_client_error")] == []
     assert all(APOLOGY not in m.text for m in sim.sent)
