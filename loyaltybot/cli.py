@@ -112,14 +112,25 @@ def _token_source(config: Config, session: aiohttp.ClientSession) -> TokenSource
     return None
 
 
-async def _resolve_viewer(config: Config, bank: Bank, channel: str, text: str) -> Viewer:
-    """A login as chat matches it; one the channel never saw is asked of Twitch."""
+async def _resolve_viewer(
+    config: Config, bank: Bank, channel: str, text: str, user_id: str | None = None
+) -> Viewer:
+    """A login as chat matches it; one the channel never saw is asked of Twitch, unless
+    the operator gives its user id (``--user-id``: Twitch not configured or not reachable)."""
     login = normalize_login(text)
     if login is None:
         raise CliError(f"{text!r} is not a Twitch login")
+    if user_id is not None and not (user_id.isdigit() and len(user_id) <= 20):
+        raise CliError(f"--user-id {user_id!r} is not a Twitch user id (digits only)")
     record = await bank.viewer(channel, login)
     if record is not None:
+        if user_id is not None and user_id != record.identity.user_id:
+            raise CliError(
+                f"{login} is user {record.identity.user_id} in #{channel}, not {user_id}"
+            )
         return record.identity
+    if user_id is not None:
+        return Viewer(user_id, login, login)
     unseen = f"{login} has never been seen in #{channel}"
     import aiohttp  # only this command talks to Twitch; keep the others quick to start
 
@@ -130,7 +141,7 @@ async def _resolve_viewer(config: Config, bank: Bank, channel: str, text: str) -
         if tokens is None:
             raise CliError(
                 f"{unseen}, and Twitch cannot be asked who that is:"
-                " set twitch.bot_token or twitch.client_secret"
+                " set twitch.bot_token or twitch.client_secret, or give --user-id"
             )
         helix = Helix(session, config.twitch.api_url, config.twitch.client_id, tokens, attempts=2)
         try:
@@ -260,7 +271,7 @@ async def cmd_points(args: argparse.Namespace) -> int:
         raise CliError(f"amount {args.amount!r} {exc.reason}", EXIT_USAGE) from None
     async with _opened(config) as bank:
         channel = _channel(config, bank, args.channel)
-        viewer = await _resolve_viewer(config, bank, channel, args.user)
+        viewer = await _resolve_viewer(config, bank, channel, args.user, args.user_id)
         rules = await _effective_settings(config, bank, channel)
         actor = f"cli:{_whoami()}"
         reason = args.reason
@@ -389,6 +400,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("user", help="the viewer's login")
     p.add_argument("amount")
     p.add_argument("--reason", help="why (kept in the ledger)")
+    p.add_argument(
+        "--user-id",
+        help="the viewer's Twitch user id, for a login this channel has never seen when"
+        " Twitch cannot be asked (no token configured, or offline)",
+    )
     p = add("backup", cmd_backup, "consistent copy of the live database")
     p.add_argument("destination", help="a file name, or a directory to put a dated copy in")
     p.add_argument("--force", action="store_true", help="overwrite an existing file")

@@ -193,6 +193,23 @@ def test_user_mistakes_are_one_clear_line(
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+def test_points_for_an_unseen_login_by_user_id_then_audit(config: Path, tmp_path: Path) -> None:
+    """Without Twitch, the operator names a new viewer by id; the id must then match."""
+    assert cli(config, "migrate").returncode == 0
+    result = cli(config, "points", "add", "alice", "bob", "100", "--user-id", "4242")
+    assert result.returncode == 0, result.stderr
+    assert "#alice bob: 0 -> 100 cookies (+100)" in result.stdout
+    assert balances(tmp_path / "bot.db") == {"bob": (100, 0, 0)}
+    wrong = cli(config, "points", "add", "alice", "bob", "5", "--user-id", "999")
+    assert wrong.returncode != 0 and "bob is user 4242 in #alice, not 999" in wrong.stderr
+    bad = cli(config, "points", "add", "alice", "carol", "5", "--user-id", "12ab")
+    assert bad.returncode != 0 and "is not a Twitch user id" in bad.stderr
+    assert cli(config, "points", "remove", "alice", "bob", "30").returncode == 0
+    assert balances(tmp_path / "bot.db") == {"bob": (70, 0, 0)}
+    audit = cli(config, "audit")
+    assert audit.returncode == 0 and "audit ok" in audit.stdout
+
+
 def test_unseen_login_when_twitch_is_unreachable(tmp_path: Path) -> None:
     """A never-seen login with Twitch unreachable is a clear error that changes nothing."""
     config = make_config(
