@@ -76,7 +76,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.earning import Daemon  # noqa: E402
+from bench.earning import Daemon, emit, write_config  # noqa: E402
 from loyaltybot import logs  # noqa: E402
 from loyaltybot.simulator import BOT_SCOPES, Simulator  # noqa: E402
 from loyaltybot.simulator import ircproto as proto  # noqa: E402
@@ -95,11 +95,6 @@ _WORDS = ("hello", "hi", "lol", "nice", "gg", "what", "is", "this", "game", "str
           "fight", "win", "hype", "cozy", "vibes", "Kappa", "LUL", "PogChamp")  # fmt: skip
 
 
-def emit(**fields: Any) -> dict[str, Any]:
-    print(json.dumps(fields), flush=True)
-    return fields
-
-
 def machine(when: str) -> dict[str, Any]:
     return emit(
         note="machine",
@@ -107,30 +102,6 @@ def machine(when: str) -> dict[str, Any]:
         cpus=os.cpu_count(),
         load_average=[round(x, 2) for x in os.getloadavg()],
     )
-
-
-def write_config(directory: Path, sim: Simulator, bot_token: str) -> Path:
-    path = directory / "config.toml"
-    path.write_text(f"""
-[database]
-path = "{directory / "bench.db"}"
-[log]
-level = "info"
-format = "json"
-[twitch]
-client_id = "{sim.client_id}"
-bot_login = "{BOT}"
-bot_token = "{bot_token}"
-irc_url = "{sim.irc_url}"
-api_url = "{sim.api_url}"
-auth_url = "{sim.auth_url}"
-[web]
-listen = "127.0.0.1:0"
-[channels.{CHANNEL}]
-interval_minutes = 60
-points_per_interval = 10
-""")
-    return path
 
 
 def cpu_seconds(pid: int) -> float:
@@ -347,7 +318,9 @@ async def bench_rep(
     token = sim.issue_token(BOT, scopes=list(BOT_SCOPES))
     violations_before, dropped_before = len(sim.rate_report()), len(sim.dropped)
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
-        config = write_config(Path(tmp), sim, token)
+        config = write_config(
+            Path(tmp), sim, token, "interval_minutes = 60\npoints_per_interval = 10"
+        )
         daemon = Daemon(config)
         try:
             await daemon.wait_event("daemon_ready", 1)

@@ -64,7 +64,9 @@ def emit(**fields: Any) -> dict[str, Any]:
     return fields
 
 
-def write_config(directory: Path, sim: Simulator, bot_token: str, broadcaster_token: str) -> Path:
+def write_config(directory: Path, sim: Simulator, bot_token: str, channel: str) -> Path:
+    """A daemon config against the simulator; ``channel`` is the body of [channels.alice]
+    (bench/chat.py uses it too)."""
     path = directory / "config.toml"
     path.write_text(f"""
 [database]
@@ -82,10 +84,7 @@ auth_url = "{sim.auth_url}"
 [web]
 listen = "127.0.0.1:0"
 [channels.{CHANNEL}]
-interval_minutes = {INTERVAL_MINUTES}
-points_per_interval = 10
-subscriber_multiplier = 1.5
-broadcaster_token = "{broadcaster_token}"
+{channel}
 """)
     return path
 
@@ -160,7 +159,10 @@ async def bench_size(
     lines = []
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         daemon = Daemon(
-            write_config(Path(tmp), sim, bot_token, broadcaster_token),
+            write_config(Path(tmp), sim, bot_token, (
+                f"interval_minutes = {INTERVAL_MINUTES}\npoints_per_interval = 10\n"
+                f'subscriber_multiplier = 1.5\nbroadcaster_token = "{broadcaster_token}"'
+            )),
             profile / f"daemon-{n}-{rep}.prof" if profile else None,
         )
         try:

@@ -106,9 +106,9 @@ class PresenceTracker:
     def set_chatters(self, channel: str, chatters: Mapping[str, tuple[str, str]]) -> None:
         """The chatter list (user id -> (login, display name)) for this interval.
 
-        A viewer already listed with the same login and name keeps the tuple held from
-        before, so the strings just decoded are freed instead of kept twice (the learned
-        login -> id map holds the first ones)."""
+        A viewer listed again with the same login and name keeps the tuple held from
+        before: its display name is the one the learned-names map holds, so the name just
+        decoded is freed instead of kept twice (ids and logins arrive interned)."""
         state = self.channel(channel)
         old, excluded, ids = state.chatters, state.excluded, state.ids
         kept: dict[str, tuple[str, str]] = {}
@@ -119,10 +119,7 @@ class PresenceTracker:
             if login in excluded:
                 continue
             previous = old.get(uid)
-            if previous == pair:
-                kept[uid] = previous
-            else:
-                kept[uid] = pair
+            kept[uid] = previous if previous == pair else pair
             if ids.get(login) != uid:
                 self._learn(state, uid, login, pair[1])
         state.chatters = kept

@@ -72,10 +72,7 @@ class Helix:
     ) -> Any:
         """One Helix call with the retries above; returns the decoded JSON body."""
         raw = await self.request_bytes(method, path, params=params, json=json)
-        try:
-            return json_mod.loads(raw) if raw else None
-        except ValueError:
-            raise HelixError(0, f"{method} {path}: Twitch's answer is not JSON") from None
+        return _decode(raw, f"{method} {path}") if raw else None
 
     async def request_bytes(
         self,
@@ -189,7 +186,7 @@ async def pages(
                 ahead = fetch(guess)
                 for _ in range(SEND_STEPS):  # let it reach the socket before decoding
                     await asyncio.sleep(0)
-            body = _decode(raw, path)
+            body = _decode(raw, f"GET {path}")
             data = body.get("data") or []
             if not isinstance(data, list):
                 raise HelixError(0, f"GET {path}: Twitch's answer has no data list")
@@ -203,8 +200,7 @@ async def pages(
             current, ahead = ahead, None
     finally:
         await _discard(ahead)
-        if not current.done():
-            await _discard(current)
+        await _discard(current)
 
 
 async def get_chatters(
@@ -241,17 +237,19 @@ def _cursor_in(raw: bytes) -> str:
     return found.group(1).decode() if found else ""
 
 
-def _decode(raw: bytes, path: str) -> dict[str, Any]:
+def _decode(raw: bytes, call: str) -> dict[str, Any]:
+    """A successful answer's JSON object; ``call`` ("GET /users") names it in errors."""
     try:
         body = json_mod.loads(raw)
     except ValueError:
-        raise HelixError(0, f"GET {path}: Twitch's answer is not JSON") from None
+        raise HelixError(0, f"{call}: Twitch's answer is not JSON") from None
     if not isinstance(body, dict):
-        raise HelixError(0, f"GET {path}: Twitch's answer is not a JSON object")
+        raise HelixError(0, f"{call}: Twitch's answer is not a JSON object")
     return body
 
 
 async def _discard(task: asyncio.Task[bytes] | None) -> None:
+    """Cancel a request nobody will read (a finished one is left as it is)."""
     if task is None:
         return
     task.cancel()

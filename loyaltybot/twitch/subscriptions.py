@@ -9,6 +9,7 @@ broadcaster has not granted the scope) is reported and the rest go on.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,7 +17,7 @@ from typing import Any
 import structlog
 
 from loyaltybot.twitch import eventsub
-from loyaltybot.twitch.helix import Helix, HelixError
+from loyaltybot.twitch.helix import Helix, HelixError, pages
 
 log = structlog.get_logger(__name__)
 
@@ -91,14 +92,13 @@ class SubscriptionReport:
 async def list_subscriptions(helix: Helix) -> list[dict[str, Any]]:
     """Every subscription this client id has (all pages)."""
     found: list[dict[str, Any]] = []
-    cursor = None
-    for _ in range(MAX_PAGES):
-        params: dict[str, str] = {"after": str(cursor)} if cursor else {}
-        body = await helix.request("GET", "/eventsub/subscriptions", params=params)
-        found += [s for s in body.get("data", []) if isinstance(s, dict)]
-        cursor = (body.get("pagination") or {}).get("cursor")
-        if not cursor:
-            break
+    async with contextlib.aclosing(pages(helix, "/eventsub/subscriptions", ())) as listed:
+        read = 0
+        async for data in listed:
+            found += [s for s in data if isinstance(s, dict)]
+            read += 1
+            if read >= MAX_PAGES:
+                break
     return found
 
 
