@@ -1,0 +1,1 @@
+"""Contests (SPEC §10.3): bets on an outcome, settled exactly from the pool (parimutuel)."""

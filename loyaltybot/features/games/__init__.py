@@ -1,0 +1,1 @@
+"""Games (SPEC §10.4): gamble, slots, duel and heist, every roll from the OS and recorded."""
