@@ -1,7 +1,8 @@
 """A local Twitch on loopback for the tests and ``loyaltybot demo``.
 
 One aiohttp server plays chat (IRC over WebSocket at ``/irc``), Helix (``/helix``),
-OAuth (``/oauth2``) and the EventSub webhook sender::
+OAuth (``/oauth2``), the EventSub webhook sender and EventSub over WebSocket
+(``/eventsub/ws``, ``sim.eventsub_ws_url``)::
 
     sim = Simulator(client_id="sim-client-id", client_secret="sim-client-secret")
     await sim.start(host="127.0.0.1", port=0)
@@ -15,13 +16,22 @@ OAuth (``/oauth2``) and the EventSub webhook sender::
 
 Modules: ``world`` (users, channels, roles, tokens), ``irc`` and ``ircproto`` (chat),
 ``ratelimit`` (Twitch's send limits), ``helix``, ``oauth``, ``eventsub`` (signing
-sender) and ``payloads`` (event bodies), ``faults``, ``crowd`` (simulated viewers),
+sender), ``eventsub_ws`` (WebSocket sessions and the controls to test a client's
+keepalive, reconnect and revocation handling: ``sim.eventsub_ws``) and ``payloads``
+(event bodies), ``faults``, ``crowd`` (simulated viewers),
 ``scenario`` (the demo world), ``twitchio_patch`` (point twitchio at the simulator),
 ``server`` (the ``Simulator``).
 """
 
 from loyaltybot.simulator.crowd import Crowd, CrowdStats
 from loyaltybot.simulator.eventsub import Delivery, NoSubscription, Subscription, sign_message
+from loyaltybot.simulator.eventsub_ws import (
+    EventSubWs,
+    WsDelivery,
+    WsReconnect,
+    WsSession,
+    WsSubscription,
+)
 from loyaltybot.simulator.helix import RedemptionUpdate
 from loyaltybot.simulator.irc import ChatMessage, ClientLine, DroppedMessage, SentMessage
 from loyaltybot.simulator.ratelimit import RateViolation
@@ -40,6 +50,7 @@ __all__ = [
     "Delivery",
     "DemoWorld",
     "DroppedMessage",
+    "EventSubWs",
     "NoSubscription",
     "RateViolation",
     "RedemptionUpdate",
@@ -50,6 +61,10 @@ __all__ = [
     "SimUser",
     "Simulator",
     "Subscription",
+    "WsDelivery",
+    "WsReconnect",
+    "WsSession",
+    "WsSubscription",
     "patch_twitchio",
     "populate_demo",
     "sign_message",

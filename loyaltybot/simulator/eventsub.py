@@ -6,6 +6,11 @@ raw body)>``. A new subscription is ``webhook_callback_verification_pending`` un
 callback answers the signed challenge with 200, ``text/plain`` and exactly the
 challenge; then it is ``enabled`` (otherwise ``webhook_callback_verification_failed``).
 Every delivery is kept in ``deliveries`` so ``redeliver`` can resend the same message.
+
+Requests with ``transport.method == "websocket"`` (and Get/Delete with a user token) are
+handed to ``websocket`` (an ``EventSubWs``, ``eventsub_ws.py``) when one is attached, and
+``send``/``notify`` deliver to its matching sessions as well: one place where every
+simulated event goes, whichever transport the bot uses.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import secrets
 import uuid
 from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import structlog
@@ -27,6 +32,9 @@ import structlog
 from loyaltybot.clock import Clock
 from loyaltybot.simulator.httputil import HelixError
 from loyaltybot.simulator.world import Token, World, rfc3339
+
+if TYPE_CHECKING:
+    from loyaltybot.simulator.eventsub_ws import EventSubWs
 
 log = structlog.get_logger(__name__)
 
@@ -170,6 +178,7 @@ class EventSub:
         self._session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._changed = asyncio.Event()
+        self.websocket: EventSubWs | None = None  # set by EventSubWs when it is attached
 
     async def start(self) -> None:
         self._session = aiohttp.ClientSession(
@@ -217,6 +226,12 @@ class EventSub:
             raise HelixError(
                 400, "The combination of values in the type and version fields is not valid"
             )
+        if (
+            isinstance(transport, dict)
+            and transport.get("method") == "websocket"
+            and self.websocket is not None
+        ):
+            return self.websocket.create(token, kind, version, spec, condition, transport)
         if not isinstance(transport, dict) or transport.get("method") != "webhook":
             raise HelixError(400, "transport.method must be webhook")
         if not token.is_app:
@@ -228,7 +243,7 @@ class EventSub:
             raise HelixError(400, "transport.callback must be an http(s) URL")
         if not isinstance(secret, str) or not 10 <= len(secret) <= 100 or not secret.isascii():
             raise HelixError(400, "transport.secret must be 10 to 100 ASCII characters")
-        condition = self._check_condition(spec, kind, condition, token)
+        condition = self.check_condition(spec, kind, condition, token)
         for sub in self.subscriptions:
             if (
                 sub.client_id == token.client_id
@@ -259,9 +274,11 @@ class EventSub:
             "max_total_cost": MAX_TOTAL_COST,
         }
 
-    def _check_condition(
-        self, spec: TypeSpec, kind: str, condition: Any, token: Token
+    def check_condition(
+        self, spec: TypeSpec, kind: str, condition: Any, token: Token, *, authorize: bool = True
     ) -> dict[str, str]:
+        """The condition as Twitch would accept it, or HelixError. ``authorize=False`` leaves
+        out the app-side grant check (the WebSocket transport checks the user token itself)."""
         if not isinstance(condition, dict) or not all(
             isinstance(v, str) for v in condition.values()
         ):
@@ -284,7 +301,7 @@ class EventSub:
             channel = self._channel_of(condition["broadcaster_user_id"])
             if channel is None or not channel.can_moderate(condition["moderator_user_id"]):
                 raise HelixError(403, "moderator_user_id is not a moderator of the broadcaster")
-        if self.require_authorization and spec.authorizer and spec.scopes:
+        if authorize and self.require_authorization and spec.authorizer and spec.scopes:
             user_id = condition[spec.authorizer]
             if not self.world.has_grant(user_id, token.client_id, spec.scopes):
                 login = self.world.users_by_id[user_id].login
@@ -307,6 +324,8 @@ class EventSub:
         filters = [k for k in ("status", "type", "user_id", "subscription_id") if query.get(k)]
         if len(filters) > 1:
             raise HelixError(400, "at most one of status, type, user_id, subscription_id")
+        if not token.is_app and self.websocket is not None:
+            return self.websocket.listing(token, query)
         subs = (
             [s for s in self.subscriptions if s.client_id == token.client_id]
             if token.is_app
@@ -330,6 +349,9 @@ class EventSub:
         }
 
     def delete(self, token: Token, sub_id: str) -> None:
+        if not token.is_app and self.websocket is not None:
+            self.websocket.delete(token, sub_id)
+            return
         for sub in self.subscriptions:
             if sub.id == sub_id and token.is_app and sub.client_id == token.client_id:
                 self.subscriptions.remove(sub)
@@ -413,7 +435,7 @@ class EventSub:
         return [
             s
             for s in self.subscriptions
-            if s.type == sub_type and s.status == ENABLED and _matches(s.condition, event)
+            if s.type == sub_type and s.status == ENABLED and matches_condition(s.condition, event)
         ]
 
     async def send(
@@ -434,12 +456,23 @@ class EventSub:
         that skip Helix). ``secret`` also overrides the signing key (to test bad
         signatures). ``message_id``/``timestamp`` fix those headers (replays, stale
         messages). Raises NoSubscription if there is nowhere to send it.
+
+        Without ``callback``, matching WebSocket subscriptions get it too (with the same
+        ``message_id``/``timestamp``); those deliveries are in ``websocket.deliveries``,
+        the returned list holds the webhook ones only.
         """
         targets = self.matching(sub_type, event)
         if callback is not None:
             targets = [s for s in targets if s.callback == callback]
             if not targets and secret is not None:
                 targets = [self._adhoc(sub_type, event, callback, secret, version)]
+        by_websocket = (
+            await self.websocket.notify(sub_type, event, message_id=message_id, timestamp=timestamp)
+            if self.websocket is not None and callback is None
+            else []
+        )
+        if not targets and by_websocket:
+            return []
         if not targets:
             raise NoSubscription(
                 f"no enabled {sub_type} subscription matches this event"
@@ -462,7 +495,8 @@ class EventSub:
 
     async def notify(self, sub_type: str, event: Mapping[str, Any]) -> list[Delivery]:
         """Like ``send`` to every matching subscription, but nothing to do is not an error."""
-        if not self.matching(sub_type, event):
+        by_websocket = self.websocket is not None and bool(self.websocket.matching(sub_type, event))
+        if not by_websocket and not self.matching(sub_type, event):
             return []
         return await self.send(sub_type, event)
 
@@ -573,7 +607,8 @@ def _pending_envelope(sub: Subscription) -> dict[str, Any]:
     }
 
 
-def _matches(condition: Mapping[str, str], event: Mapping[str, Any]) -> bool:
+def matches_condition(condition: Mapping[str, str], event: Mapping[str, Any]) -> bool:
+    """Whether an event falls under a subscription's condition (whatever its transport)."""
     for key, value in condition.items():
         if key == "reward_id":
             reward = event.get("reward")

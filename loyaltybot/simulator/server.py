@@ -1,9 +1,11 @@
-"""``Simulator``: one aiohttp server on loopback that plays Twitch (chat, Helix, OAuth, EventSub).
+"""``Simulator``: one aiohttp server on loopback that plays Twitch (chat, Helix, OAuth, EventSub
+over webhooks and over WebSocket at ``/eventsub/ws``).
 
 Build it, ``await start()``, point the bot's ``irc_url``/``api_url``/``auth_url`` at it,
 shape the world (users, channels, roles, live state, chatters, tokens, rewards), drive
 chat and events, and assert on what the bot did (``sent``, ``rate_report()``,
-``redemption_updates``, ``eventsub.deliveries``). See the package docstring for the API.
+``redemption_updates``, ``eventsub.deliveries``, ``eventsub_ws.deliveries``). See the
+package docstring for the API.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from aiohttp import web
 from loyaltybot.clock import Clock, SystemClock
 from loyaltybot.simulator import payloads
 from loyaltybot.simulator.eventsub import Delivery, EventSub
+from loyaltybot.simulator.eventsub_ws import EventSubWs
 from loyaltybot.simulator.faults import Faults
 from loyaltybot.simulator.helix import HelixApi, RedemptionUpdate
 from loyaltybot.simulator.irc import (
@@ -88,6 +91,8 @@ class Simulator:
         )
         self.faults = Faults(helix_points_per_minute)
         self.eventsub = EventSub(self.world, self.clock, timeout=eventsub_timeout)
+        # Attaches itself to ``eventsub``: Helix's websocket requests and every event reach it.
+        self.eventsub_ws = EventSubWs(self.world, self.clock, self.eventsub)
         self.oauth = OAuth(self.world, self.clock)
         self.helix = HelixApi(
             self.world, self.eventsub, self.clock, points_per_minute=helix_points_per_minute
@@ -105,6 +110,7 @@ class Simulator:
             client_max_size=1024 * 1024,
         )
         app.router.add_get("/irc", self.irc.handle)
+        app.router.add_get("/eventsub/ws", self.eventsub_ws.handle)
         app.router.add_routes(self.helix.routes())
         app.router.add_routes(self.oauth.routes())
         return app
@@ -124,6 +130,7 @@ class Simulator:
             await closer()
         self._closers.clear()
         await self.irc.close()
+        await self.eventsub_ws.shutdown()
         await self.eventsub.close()
         if self._runner is not None:
             await self._runner.cleanup()
@@ -151,6 +158,11 @@ class Simulator:
     @property
     def irc_url(self) -> str:
         return self.base_url.replace("http://", "ws://", 1) + "/irc"
+
+    @property
+    def eventsub_ws_url(self) -> str:
+        """Where an EventSub WebSocket client connects (``wss://eventsub.wss.twitch.tv/ws``)."""
+        return self.base_url.replace("http://", "ws://", 1) + "/eventsub/ws"
 
     @property
     def api_url(self) -> str:
