@@ -15,6 +15,7 @@ from sys import intern
 
 from loyaltybot import ledger, viewers
 from loyaltybot.errors import UnknownChannel, UnknownViewer
+from loyaltybot.first_sight import FirstSight, ViewersSeen
 from loyaltybot.ledger import (
     BalanceChange,
     Discrepancy,
@@ -45,6 +46,7 @@ class Bank:
         self._building: dict[int, asyncio.Future[Standings]] = {}
         self._excluded: dict[int, frozenset[str]] = {}
         self._known: dict[int, dict[str, str]] = {}
+        self.first_sight = FirstSight(store, self.channel_id, self._known.get, self.excluded)
         store.on_commit(self._on_commit)
 
     # ---- channels -------------------------------------------------------------------
@@ -92,11 +94,14 @@ class Bank:
     # ---- lookups --------------------------------------------------------------------
 
     async def viewer(self, channel: str, login: str) -> ViewerRecord | None:
+        """The viewer a login names now, including one first seen a moment ago."""
         channel_id = self.channel_id(channel)
+        await self.first_sight.settle()
         return await self.store.read(lambda c: viewers.by_login(c, channel_id, login))
 
     async def viewer_by_id(self, channel: str, user_id: str) -> ViewerRecord | None:
         channel_id = self.channel_id(channel)
+        await self.first_sight.settle()
         return await self.store.read(lambda c: viewers.by_user_id(c, channel_id, user_id))
 
     # ---- balance changes ------------------------------------------------------------
@@ -160,6 +165,7 @@ class Bank:
             UnknownViewer, SelfTransfer, InsufficientPoints, BalanceTooHigh, InvalidAmount.
         """
         channel_id = self.channel_id(channel)
+        await self.first_sight.settle()
 
         def run(tx: Tx) -> Transfer:
             receiver = ledger.find_viewer(tx.conn, channel_id, receiver_login, channel)
@@ -267,6 +273,10 @@ class Bank:
                 known = self._known.get(effect.channel_id)
                 if known is not None:
                     known.update(effect.new_logins)
+            elif isinstance(effect, ViewersSeen):
+                known = self._known.get(effect.channel_id)
+                if known is not None:
+                    known.update(effect.logins)
             elif isinstance(effect, _StandingsBuilt):
                 self._standings[effect.channel_id] = effect.standings
                 self._stale.discard(effect.channel_id)

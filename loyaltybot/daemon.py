@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -37,6 +37,7 @@ from loyaltybot.twitch import subscriptions
 from loyaltybot.twitch.auth import AppToken, TokenError
 from loyaltybot.twitch.helix import Helix, HelixError
 from loyaltybot.twitch.tokens import Tokens
+from loyaltybot.viewers import Viewer
 from loyaltybot.web.app import WebServer, make_app, reload_config, start_web
 from loyaltybot.web.eventsub import EventSubService
 
@@ -341,11 +342,31 @@ async def _start(
     async def send(channel: str, text: str, reply_to: str | None) -> None:
         await chat_box[0].send(channel, text, reply_to)
 
+    first_sight = bank.first_sight
+
+    async def lookup(logins: Sequence[str]) -> list[Viewer]:
+        return [Viewer(u.id, u.login, u.display_name) for u in await helix.get_users(logins=logins)]
+
+    first_sight.set_lookup(lookup)
+    first_sight.add_listener(tracker.learn_viewers)
+    stack.push_async_callback(first_sight.close)  # before the store closes
+    stats = first_sight.stats
+    metrics.add_counter_source(
+        "loyaltybot_first_sight",
+        "Viewers first seen and written (viewers), in how many transactions (writes)",
+        ("what",),
+        lambda: [(("viewers",), stats.viewers), (("writes",), stats.writes),
+                 (("lookups",), stats.lookups), (("failures",), stats.failures)],
+    )
+
     def seen(message: ChatMessage) -> None:
         tracker.message(message.channel, message.sender, subscriber=message.roles.subscriber)
+        first_sight.see(message.channel, message.sender)
 
     def membership(channel: str, login: str, joined: bool) -> None:
         (tracker.join if joined else tracker.part)(channel, login)
+        if joined:
+            first_sight.see_login(channel, login)
 
     outbox = Outbox(send, clock, observer=replied)
     chat = ChatClient(

@@ -140,6 +140,12 @@ class PresenceTracker:
         for user_id, login in pairs.items():
             state.ids.setdefault(login, user_id)
 
+    def learn_viewers(self, channel: str, seen: Sequence[Viewer]) -> None:
+        """Viewers first sight just wrote: JOIN-only logins now have their ids."""
+        state = self.channel(channel)
+        for viewer in seen:
+            self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
+
     def _learn(self, state: ChannelPresence, user_id: str, login: str, name: str) -> None:
         if len(state.ids) < MAX_TRACKED or login in state.ids:
             state.ids[login] = user_id
@@ -362,6 +368,7 @@ class Earning:
         anchor = last_credited if last_credited is not None else self.clock.now()
         due = first_due(self.clock.now(), interval, last_credited)
         await self._refresh_live(channel, state)
+        await self._first_look(channel, state)
         while True:
             settings = await self._settings_for(channel)
             if settings.interval_minutes * 60 != interval:  # changed on the dashboard or reload
@@ -457,6 +464,15 @@ class Earning:
         self.set_live(channel, channel in streams)
         if channel in streams:
             state.broadcaster_id = streams[channel].user_id
+
+    async def _first_look(self, channel: str, state: _ChannelState) -> None:
+        """At start, read the chatter list once so lurkers are known before any tick."""
+        try:
+            await self._refresh_presence(channel, state)
+        except HelixError as exc:
+            log.warning("chatters_unavailable", channel=channel, error=str(exc))
+            return
+        self.bank.first_sight.see_chatters(channel, self.tracker.channel(channel).chatters)
 
     async def _refresh_presence(self, channel: str, state: _ChannelState) -> None:
         """Get Chatters over all pages when allowed; otherwise chat and JOIN (said once)."""

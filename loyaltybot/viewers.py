@@ -6,8 +6,10 @@ substring: ``!give bob 5`` must not pay ``bobby``.
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 _LOGIN = re.compile(r"[a-z0-9_]{1,25}")
@@ -99,4 +101,37 @@ def upsert(conn: sqlite3.Connection, channel_id: int, viewer: Viewer, now_ms: in
         "  last_seen = max(last_seen, excluded.last_seen)"
         " WHERE login <> excluded.login OR display_name <> excluded.display_name",
         (channel_id, viewer.user_id, viewer.login, viewer.display_name, now_ms, now_ms),
+    )
+
+
+_INSERT_SEEN = """
+INSERT INTO viewers (channel_id, user_id, login, display_name, first_seen, last_seen)
+SELECT :channel, j.value ->> 0, j.value ->> 1, j.value ->> 2, :now, :now
+FROM json_each(:rows) AS j WHERE true
+ON CONFLICT (channel_id, user_id) DO UPDATE SET
+    login = excluded.login, display_name = excluded.display_name,
+    last_seen = max(last_seen, excluded.last_seen)
+WHERE login <> excluded.login
+"""
+
+
+def insert_seen(
+    conn: sqlite3.Connection, channel_id: int, seen: Sequence[Viewer], now_ms: int
+) -> None:
+    """First sight of many viewers in one statement: new rows with 0 points, renames
+    followed (the trigger keeps the old login); a known viewer is left as it is."""
+    rows = json.dumps([[v.user_id, v.login, v.display_name] for v in seen])
+    conn.execute(_INSERT_SEEN, {"channel": channel_id, "now": now_ms, "rows": rows})
+
+
+def logins_known(
+    conn: sqlite3.Connection, channel_id: int, logins: Sequence[str]
+) -> dict[str, str]:
+    """login -> user id, for the logins this channel has a row for."""
+    return dict(
+        conn.execute(
+            "SELECT login, user_id FROM viewers WHERE channel_id = ?"
+            " AND login IN (SELECT value FROM json_each(?))",
+            (channel_id, json.dumps(list(logins))),
+        ).fetchall()
     )

@@ -34,6 +34,11 @@ from loyaltybot.viewers import normalize_login
 log = structlog.get_logger(__name__)
 
 SUPERVISE_EVERY = 1.0
+RECONNECT_FIRST = 2.0  # seconds down before we step in (twitchio may come back by itself)
+RECONNECT_MAX = 60.0  # the backoff doubles up to this
+WELCOME_TIMEOUT = 15.0  # connected but no 001 in this long: a stuck login, start again
+PING_EVERY = 60.0  # seconds between our own PINGs on a quiet connection
+PONG_TIMEOUT = 10.0  # no PONG in this long: the connection is dead though TCP says open
 MAX_CACHE_PER_CHANNEL = 10_000  # twitchio keeps every chatter it sees; we do not need them
 OnMessage = Callable[[ChatMessage], None]
 OnMembership = Callable[[str, str, bool], None]  # channel, login, joined
@@ -55,6 +60,8 @@ class ChatClient:
         on_message: OnMessage | None = None,
         on_membership: OnMembership | None = None,
         send_wait: float = 5.0,
+        ping_every: float = PING_EVERY,
+        pong_timeout: float = PONG_TIMEOUT,
     ) -> None:
         self._irc_url = irc_url
         self._token = token.removeprefix("oauth:")
@@ -71,6 +78,11 @@ class ChatClient:
         self._connected = asyncio.Event()
         self._supervisor: asyncio.Task[None] | None = None
         self._websocket_seen: object = None
+        self._welcomed: object = None  # the websocket Twitch said 001 on
+        self.ping_every = ping_every
+        self.pong_timeout = pong_timeout
+        self._last_heard = 0.0  # monotonic time of the last frame from Twitch
+        self._ping_sent: float | None = None  # an unanswered PING of ours, since when
         self._closing = False
         self.reconnects = 0
 
@@ -83,6 +95,7 @@ class ChatClient:
         client._http.nick = self.nick  # validated by us against twitch.auth_url
         client._http.session = aiohttp.ClientSession()  # twitchio makes it in validate()
         self._client = client
+        self._last_heard = self._clock.monotonic()
         await client.connect()
         self._supervisor = asyncio.create_task(self._supervise(), name="chat-supervisor")
 
@@ -108,8 +121,14 @@ class ChatClient:
 
     @property
     def connected(self) -> bool:
+        """Logged in on a live connection (Twitch sent 001 on this very websocket)."""
         connection = self._connection()
-        return connection is not None and connection.is_alive and self._connected.is_set()
+        return (
+            connection is not None
+            and connection.is_alive
+            and self._welcomed is not None
+            and self._welcomed is connection._websocket
+        )
 
     @property
     def joined(self) -> frozenset[str]:
@@ -140,8 +159,26 @@ class ChatClient:
     # ---- events from twitchio --------------------------------------------------------
 
     async def on_ready(self) -> None:
-        log.info("chat_connected", nick=self.nick)
         self._connected.set()
+
+    def on_raw_data(self, data: str) -> None:
+        """Every frame from Twitch: notes the welcome (001) and our PONGs.
+
+        twitchio 2.10 only sets its ready flag on the first connection with the channels it
+        was created with; after a close frame or a RECONNECT its login stalls waiting for
+        it. The welcome is what says "logged in", so we set the flag on it."""
+        self._last_heard = self._clock.monotonic()
+        connection = self._connection()
+        if connection is None:
+            return
+        if ":tmi.twitch.tv 001 " in data and self._welcomed is not connection._websocket:
+            self._welcomed = connection._websocket
+            self._ping_sent = None
+            connection.is_ready.set()
+            self._connected.set()
+            log.info("chat_connected", nick=self.nick, reconnects=self.reconnects)
+        if self._ping_sent is not None and " PONG " in data:
+            self._ping_sent = None
 
     async def on_channel_joined(self, channel: str) -> None:
         self._note_connection()
@@ -214,32 +251,59 @@ class ChatClient:
             self._joined.clear()
 
     async def _supervise(self) -> None:
+        """Once a second: rejoin what is missing, and bring a lost connection back.
+
+        Losses: a TCP drop and a RECONNECT (twitchio reconnects, but rejoins only its first
+        channels), a close frame (twitchio stays down), a connection that went silent (our
+        PING gets no PONG) or a login that never completes. Reconnecting backs off from
+        ``RECONNECT_FIRST`` seconds, doubling to ``RECONNECT_MAX``."""
         down_since: float | None = None
+        backoff = RECONNECT_FIRST
         while not self._closing:
             await asyncio.sleep(SUPERVISE_EVERY)
             connection = self._connection()
             if connection is None:
                 continue
             self._note_connection()
-            if connection.is_alive:
-                down_since = None
-                if not self._connected.is_set() and connection.is_ready.is_set():
-                    self._connected.set()
+            now = self._clock.monotonic()
+            if self.connected:
+                down_since, backoff = None, RECONNECT_FIRST
                 await self._reconcile()
                 self._trim_cache(connection)
                 self._forget_finished(connection)
+                if await self._silent(connection, now):
+                    down_since = now
                 continue
             self._connected.clear()
-            now = self._clock.monotonic()
             down_since = down_since if down_since is not None else now
-            # twitchio reconnects by itself after a drop or RECONNECT, not after a close
-            # frame; step in when it has not managed within a few seconds.
-            if now - down_since >= 5.0:
+            waited = now - down_since
+            stuck = connection.is_alive and waited >= WELCOME_TIMEOUT
+            if (not connection.is_alive and waited >= backoff) or stuck:
                 down_since = now
                 self.reconnects += 1
-                log.warning("chat_reconnecting", after_seconds=5)
+                log.warning("chat_reconnecting", after_seconds=round(waited, 1),
+                            stuck_login=stuck)
+                backoff = min(backoff * 2, RECONNECT_MAX)
                 task = asyncio.create_task(connection._connect())
                 task.add_done_callback(_log_failure)
+
+    async def _silent(self, connection: Any, now: float) -> bool:
+        """Send a PING on a quiet connection; True (and the socket closed) when an earlier
+        one got no PONG in time: a dead connection that TCP still calls open."""
+        if self._ping_sent is not None:
+            if now - self._ping_sent < self.pong_timeout:
+                return False
+            log.warning("chat_pong_missed", after_seconds=round(now - self._ping_sent, 1))
+            self._ping_sent = None
+            self._welcomed = None
+            with contextlib.suppress(Exception):
+                await connection._websocket.close()
+            return True
+        if now - self._last_heard >= self.ping_every:
+            self._ping_sent = now
+            with contextlib.suppress(ConnectionError, RuntimeError):
+                await connection._websocket.send_str("PING :loyaltybot\r\n")
+        return False
 
     async def _reconcile(self) -> None:
         client = self._client
@@ -294,6 +358,9 @@ class _Client(twitchio.Client):  # type: ignore[misc]
 
     async def event_ready(self) -> None:
         await self._adapter.on_ready()
+
+    async def event_raw_data(self, data: str) -> None:
+        self._adapter.on_raw_data(data)
 
     async def event_channel_joined(self, channel: Any) -> None:
         await self._adapter.on_channel_joined(channel.name)

@@ -105,6 +105,7 @@ class IrcConnection:
         self.channels: set[str] = set()
         self.pongs = 0
         self.closed = False
+        self.stalled = False  # a black hole: nothing in, nothing out, the socket open
         self.globaluserstate_sent = False
         self._queue: asyncio.Queue[str] = asyncio.Queue(queue_size)
         self.tasks: list[asyncio.Task[None]] = []
@@ -120,7 +121,7 @@ class IrcConnection:
 
     def push(self, lines: Sequence[str]) -> None:
         """Queue one frame holding these lines; a full queue means a dead reader: drop it."""
-        if not lines or self.closed:
+        if not lines or self.closed or self.stalled:
             return
         try:
             self._queue.put_nowait("\r\n".join(lines) + "\r\n")
@@ -130,7 +131,7 @@ class IrcConnection:
 
     def push_raw(self, data: str) -> None:
         """Queue ``data`` as one frame, exactly as given."""
-        if not self.closed:
+        if not self.closed and not self.stalled:
             with contextlib.suppress(asyncio.QueueFull):
                 self._queue.put_nowait(data)
 
@@ -233,6 +234,8 @@ class IrcServer:
     async def _pinger(self, conn: IrcConnection) -> None:
         while not conn.closed:
             await asyncio.sleep(self.ping_interval)
+            if conn.stalled:
+                continue
             before = conn.pongs
             conn.push([f"PING :{proto.SERVER}"])
             await asyncio.sleep(self.pong_timeout)
@@ -248,7 +251,7 @@ class IrcServer:
         shown = "PASS oauth:***" if line[:5].upper() == "PASS " else line
         self.client_lines.append(ClientLine(now, conn.conn_id, shown))
         msg = proto.parse_line(line)
-        if msg is None or conn.closed:
+        if msg is None or conn.closed or conn.stalled:
             return
         handler = self._commands.get(msg.command)
         if handler is not None:
@@ -638,6 +641,25 @@ class IrcServer:
             self._gone.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._gone.wait(), max(0.0, deadline - loop.time()))
+        return len(conns)
+
+    async def close_frames(
+        self, conns: list[IrcConnection], code: int = 1001, within: float = 2.0
+    ) -> int:
+        """Close each connection with a WebSocket close frame (``code``; 1001 is "going
+        away"), as Twitch does at maintenance: twitchio 2.10 does not come back by itself."""
+        for conn in conns:
+            if not conn.closed:
+                conn.closed = True
+                with contextlib.suppress(ConnectionError, RuntimeError):
+                    await conn.ws.close(code=code, message=b"server going away")
+        return await self.drop(conns, within)
+
+    def stall(self, conns: list[IrcConnection]) -> int:
+        """Make each connection a black hole (a dead NAT path): it stays open, but nothing
+        the client sends is answered and nothing more is sent to it."""
+        for conn in conns:
+            conn.stalled = True
         return len(conns)
 
     def send_raw(self, data: str, conns: list[IrcConnection]) -> None:

@@ -237,6 +237,17 @@ class World:
         self.users_by_id.update((u.id, u) for u in made)
         return made
 
+    def rename_user(self, login: str, new_login: str) -> SimUser:
+        """A Twitch rename: same user id, new login (and display name)."""
+        user = self.user(login)
+        new_login = check_login(new_login)
+        if new_login in self.users:
+            raise ValueError(f"login {new_login} is taken")
+        renamed = user._replace(login=new_login, display_name=new_login)
+        del self.users[user.login]
+        self.users[new_login] = self.users_by_id[user.id] = renamed
+        return renamed
+
     def _allocate_id(self) -> str:
         while str(self._next_id) in self.users_by_id:
             self._next_id += 1

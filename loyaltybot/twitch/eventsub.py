@@ -205,6 +205,20 @@ Event = (
 )
 
 
+def named_viewers(event: Event) -> list[Viewer]:
+    """The viewers an event names (first sight): the redeemer, follower, subscriber,
+    gifter or cheerer unless anonymous, the raiding broadcaster."""
+    user: User | None
+    match event:
+        case RedemptionAdded() | Follow() | Subscribe() | SubscriptionGift() | Cheer():
+            user = event.user
+        case Raid():
+            user = event.raider
+        case _:
+            user = None
+    return [] if user is None else [user.viewer]
+
+
 @dataclass(frozen=True, slots=True)
 class Challenge:
     message_id: str

@@ -246,6 +246,7 @@ async def viewers_page(request: web.Request) -> web.StreamResponse:
     cursor = query.get("after") or None
     page = queries.ViewerPage([], 0, None)
     if error is None:
+        await request.app[BANK].first_sight.settle()  # a viewer seen a moment ago is listed
         page = await request.app[STORE].read(
             lambda conn: queries.list_viewers(
                 conn, access.channel_id, sort=sort, prefix=prefix, cursor=cursor

@@ -33,6 +33,7 @@ from loyaltybot.bank import Bank
 from loyaltybot.clock import Clock
 from loyaltybot.config import Secret
 from loyaltybot.errors import UnknownChannel
+from loyaltybot.first_sight import write_seen
 from loyaltybot.reward_delivery import ChatSend, HelixFor, RewardDelivery
 from loyaltybot.rewards import RedemptionOutcome, Rewards
 from loyaltybot.store import Tx
@@ -389,6 +390,10 @@ class EventSubService:
         broadcaster: User = getattr(event, "broadcaster")  # noqa: B009 (every routed event has one)
         if broadcaster.id not in self._by_broadcaster:
             _learn_broadcaster(tx, channel_id, broadcaster.id)
+        excluded = self._bank.excluded(channel)
+        named = [v for v in eventsub.named_viewers(event) if v.login not in excluded]
+        if named:  # first sight: whoever an event names is known from now on
+            write_seen(tx, channel_id, named)
         if isinstance(event, RedemptionAdded):
             return self.rewards.handle(tx, channel, event)
         if isinstance(event, StreamOnline | StreamOffline):

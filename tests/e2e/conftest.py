@@ -8,6 +8,7 @@ twitchio, HTTP, SQLite.
 from __future__ import annotations
 
 import asyncio
+import socket
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -120,3 +121,13 @@ async def audit(path: Path) -> list[str]:
         return [str(d) for d in await bank.audit()]
     finally:
         await store.close()
+
+
+@pytest.fixture
+def notify_socket(tmp_path: Path):  # type: ignore[no-untyped-def]
+    path = str(tmp_path / "notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.setblocking(False)
+    yield sock, path
+    sock.close()
