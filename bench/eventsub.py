@@ -45,11 +45,11 @@ async def serve(db_path: Path) -> None:
     from aiohttp import web
 
     from loyaltybot import logs
-    from loyaltybot.bank import Bank
     from loyaltybot.clock import SystemClock
     from loyaltybot.config import RewardConfig
+    from loyaltybot.db import open_store
+    from loyaltybot.points.bank import Bank
     from loyaltybot.rewards import Rewards
-    from loyaltybot.store import open_store
     from loyaltybot.web.eventsub import EventSubService
 
     logs.configure("warning", "json")
@@ -203,7 +203,7 @@ def percentile(values: list[float], q: float) -> float:
 def check(db_path: Path) -> dict[str, object]:
     conn = sqlite3.connect(db_path)
     try:
-        from loyaltybot.ledger import audit
+        from loyaltybot.points.ledger import audit
 
         (credits,) = conn.execute("SELECT count(*) FROM ledger WHERE type = 'reward'").fetchone()
         (redemptions,) = conn.execute("SELECT count(*) FROM redemptions").fetchone()

@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from loyaltybot import logs  # noqa: E402
-from loyaltybot.bank import Bank  # noqa: E402
-from loyaltybot.errors import InsufficientPoints  # noqa: E402
-from loyaltybot.ledger import EarningRates, Presence, TickPlan  # noqa: E402
-from loyaltybot.standings import Standings  # noqa: E402
-from loyaltybot.store import open_store  # noqa: E402
-from loyaltybot.viewers import Viewer  # noqa: E402
+from loyaltybot.db import open_store  # noqa: E402
+from loyaltybot.points.bank import Bank  # noqa: E402
+from loyaltybot.points.errors import InsufficientPoints  # noqa: E402
+from loyaltybot.points.ledger import EarningRates, Presence, TickPlan  # noqa: E402
+from loyaltybot.points.standings import Standings  # noqa: E402
+from loyaltybot.points.viewers import Viewer  # noqa: E402
 
 SEED_DIR = ROOT.parent / "shared" / "peers" / "seed-js"
 CHANNEL = "bench"

@@ -33,15 +33,15 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import SystemClock
 from loyaltybot.config import parse_config
 from loyaltybot.daemon import apply_channel_config
-from loyaltybot.ledger import EarningRates, EntryType, Presence, TickPlan
+from loyaltybot.db import open_store
 from loyaltybot.metrics import Metrics
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.ledger import EarningRates, EntryType, Presence, TickPlan
+from loyaltybot.points.viewers import Viewer
 from loyaltybot.simulator import Simulator
-from loyaltybot.store import open_store
-from loyaltybot.viewers import Viewer
 from loyaltybot.web.app import make_app, start_web
 
 CHANNEL = "alice"

@@ -1,3 +1,6 @@
-from loyaltybot.cli import main
+"""``python -m loyaltybot``: the same program as the ``loyaltybot`` script."""
 
-raise SystemExit(main())
+from loyaltybot.daemon import main
+
+if __name__ == "__main__":
+    raise SystemExit(main())

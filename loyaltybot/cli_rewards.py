@@ -13,16 +13,23 @@ from __future__ import annotations
 
 import argparse
 
-import aiohttp
-
-from loyaltybot.cli import EXIT_FAIL, EXIT_OK, CliError, _channel, _config, _opened
-from loyaltybot.config import Config, RewardConfig
+from loyaltybot.cli.common import (
+    EXIT_FAIL,
+    EXIT_OK,
+    CliCommand,
+    CliError,
+    channel_of,
+    config_of,
+    opened,
+    twitch,
+)
+from loyaltybot.config import RewardConfig
 from loyaltybot.rewards import Rewards, match
-from loyaltybot.store import Store
-from loyaltybot.twitch import channel_points, tokens
-from loyaltybot.twitch.auth import StaticToken, TokenError, TokenSource
+from loyaltybot.twitch import channel_points
 from loyaltybot.twitch.channel_points import TwitchReward
-from loyaltybot.twitch.helix import Helix, HelixError
+from loyaltybot.twitch.clients import TwitchClients
+from loyaltybot.twitch.helix import HelixError
+from loyaltybot.twitch.oauth import TokenError
 
 
 def needs_input(reward: RewardConfig) -> bool:
@@ -30,42 +37,43 @@ def needs_input(reward: RewardConfig) -> bool:
     return reward.action == "vote" or bool(reward.prompt) or "{input}" in (reward.message or "")
 
 
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("action", choices=("sync",), help="sync: create the configured rewards")
+    p.add_argument("--channel", help="only this channel")
+
+
 async def cmd_rewards(args: argparse.Namespace) -> int:
-    config = _config(args)
+    config = config_of(args)
     failures = 0
-    async with _opened(config) as bank, aiohttp.ClientSession() as session:
-        rewards = Rewards(bank, {c: cfg.rewards for c, cfg in config.channels.items()})
+    async with opened(config) as db, twitch(config, db.store) as clients:
+        rewards = Rewards(db.bank, {c: cfg.rewards for c, cfg in config.channels.items()})
         if args.channel:
-            channels = [_channel(config, bank, args.channel)]
+            channels = [channel_of(config, db.bank, args.channel)]
         else:
             channels = [c for c, cfg in config.channels.items() if cfg.rewards]
             if not channels:
                 raise CliError(f"no channel in {config.path} has [[channels.<login>.rewards]]")
         for channel in channels:
-            failures += await _sync_channel(config, bank.store, session, rewards, channel)
+            failures += await _sync_channel(clients, rewards, channel)
     return EXIT_FAIL if failures else EXIT_OK
 
 
-async def _sync_channel(
-    config: Config,
-    store: Store,
-    session: aiohttp.ClientSession,
-    rewards: Rewards,
-    channel: str,
-) -> int:
+async def _sync_channel(clients: TwitchClients, rewards: Rewards, channel: str) -> int:
     """Sync one channel; prints a line per reward and returns the number of failures."""
-    wanted = config.channels[channel].rewards if channel in config.channels else ()
+    wanted = rewards.configured(channel)
     if not wanted:
         print(f"#{channel}: no rewards configured")
         return 0
-    source = await _broadcaster_token(config, store, session, channel)
-    if source is None:
+    try:
+        helix = await clients.account(channel)
+    except TokenError as exc:
+        raise CliError(str(exc)) from None
+    if helix is None:
         print(
             f"#{channel}: no broadcaster token: set channels.{channel}.broadcaster_token"
             f" or run `loyaltybot auth --channel {channel}`"
         )
         return 1
-    helix = Helix(session, config.twitch.api_url, config.twitch.client_id, source, attempts=2)
     try:
         owner = await channel_points.token_user(helix)
         if owner.login != channel:
@@ -117,28 +125,4 @@ def _find(have: list[TwitchReward], reward: RewardConfig) -> TwitchReward | None
     return next((r for r in have if match([reward], r.id, r.title) is not None), None)
 
 
-async def _broadcaster_token(
-    config: Config, store: Store, session: aiohttp.ClientSession, channel: str
-) -> TokenSource | None:
-    """The channel's token from config.toml, else the one `loyaltybot auth` stored."""
-    configured = config.channels[channel].broadcaster_token
-    if configured is not None:
-        return StaticToken(configured)
-    state = await store.read(lambda c: tokens.load_token(c, channel))
-    if state is None:
-        return None
-    oauth = tokens.OAuthClient(
-        session, config.twitch.auth_url, config.twitch.client_id, config.twitch.client_secret
-    )
-    source = tokens.UserToken(
-        oauth,
-        state,
-        name=f"the token of {channel}",
-        fix=tokens.auth_command(config, channel),
-        store=store,
-    )
-    try:
-        await source.start()
-    except TokenError as exc:
-        raise CliError(str(exc)) from None
-    return source
+COMMAND = CliCommand("rewards", "channel-point rewards on Twitch", cmd_rewards, arguments)

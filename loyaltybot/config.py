@@ -28,7 +28,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
-from loyaltybot.amounts import MAX_POINTS
+from loyaltybot.points.amounts import MAX_POINTS
 from loyaltybot.settings import SETTING_KEYS, ChannelSettings
 
 DEFAULT_PATHS = (Path("config.toml"), Path("/etc/loyaltybot/config.toml"))

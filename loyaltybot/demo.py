@@ -20,11 +20,11 @@ from pathlib import Path
 from typing import Any
 
 from loyaltybot import daemon as daemon_mod
-from loyaltybot.bank import Bank
 from loyaltybot.config import Config, parse_config
 from loyaltybot.daemon import Daemon
+from loyaltybot.db import open_store
+from loyaltybot.points.bank import Bank
 from loyaltybot.simulator import Simulator, populate_demo
-from loyaltybot.store import open_store
 
 CHANNEL = "alice"
 BOT = "mybot"

@@ -17,15 +17,15 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from loyaltybot import ledger
-from loyaltybot.bank import Bank
 from loyaltybot.clock import Clock, to_ms
-from loyaltybot.errors import AlreadyApplied
-from loyaltybot.ledger import EarningRates, Presence, TickPlan
+from loyaltybot.points import ledger
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.errors import AlreadyApplied
+from loyaltybot.points.ledger import EarningRates, Presence, TickPlan
+from loyaltybot.points.viewers import Viewer
 from loyaltybot.settings import ChannelSettings
 from loyaltybot.twitch import helix as helix_api
 from loyaltybot.twitch.helix import Helix, HelixError
-from loyaltybot.viewers import Viewer
 
 log = structlog.get_logger(__name__)
 
@@ -251,7 +251,7 @@ class Earning:
         *,
         helix: Helix | None = None,
         bot_user_id: Callable[[], str | None] = lambda: None,
-        broadcaster_helix: Mapping[str, Helix] | None = None,
+        broadcaster_helix: Callable[[str], Helix | None] = lambda channel: None,
         sleep: Sleep = asyncio.sleep,
         max_sleep: float = 1.0,
         on_tick: Callable[[str, ledger.TickApplied], None] | None = None,
@@ -262,7 +262,7 @@ class Earning:
         self._settings_for = settings_for
         self._helix = helix
         self._bot_user_id = bot_user_id
-        self._broadcaster_helix = dict(broadcaster_helix or {})
+        self._broadcaster_helix = broadcaster_helix
         self._sleep = sleep
         self._max_sleep = max_sleep
         self._channels: dict[str, _ChannelState] = {}
@@ -288,9 +288,6 @@ class Earning:
             await self._add(channel)
         for state in self._channels.values():
             state.wake.set()  # intervals may have changed
-
-    def set_broadcaster_helix(self, helix_by_channel: Mapping[str, Helix]) -> None:
-        self._broadcaster_helix = dict(helix_by_channel)
 
     def set_live(self, channel: str, live: bool) -> None:
         """From EventSub stream.online/offline (or a Helix poll)."""
@@ -527,7 +524,7 @@ class Earning:
             state.names[user.id] = user.display_name
 
     async def _refresh_subscribers(self, channel: str, state: _ChannelState) -> None:
-        helix = self._broadcaster_helix.get(channel)
+        helix = self._broadcaster_helix(channel)
         if helix is None or state.broadcaster_id is None:
             return
         if self.clock.monotonic() - state.subscribers_at < SUBSCRIBERS_REFRESH_SECONDS:

@@ -21,12 +21,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loyaltybot import ledger, settings
-from loyaltybot.amounts import MAX_POINTS
-from loyaltybot.errors import BalanceTooHigh
-from loyaltybot.ledger import EntryType
+from loyaltybot import settings
+from loyaltybot.db import Tx
+from loyaltybot.points import ledger
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.errors import BalanceTooHigh
+from loyaltybot.points.ledger import EntryType
 from loyaltybot.settings import ChannelSettings
-from loyaltybot.store import Tx
 from loyaltybot.twitch.eventsub import (
     Cheer,
     Event,

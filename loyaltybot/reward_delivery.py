@@ -15,9 +15,9 @@ import aiohttp
 import structlog
 
 from loyaltybot import rewards
-from loyaltybot.store import Tx
+from loyaltybot.db import Tx
+from loyaltybot.db.jobs import Finish, GiveUp, Retry, WorkItem, WorkKind
 from loyaltybot.twitch.helix import Helix, HelixError
-from loyaltybot.work import Finish, GiveUp, Retry, WorkItem, WorkKind
 
 log = structlog.get_logger(__name__)
 

@@ -22,13 +22,14 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-from loyaltybot import ledger, settings, viewers, work
-from loyaltybot.amounts import format_points
-from loyaltybot.bank import Bank
+from loyaltybot import settings
 from loyaltybot.config import RewardConfig
-from loyaltybot.errors import BalanceTooHigh, InsufficientPoints, LoyaltyError
-from loyaltybot.ledger import EntryType
-from loyaltybot.store import Tx
+from loyaltybot.db import Tx, jobs
+from loyaltybot.points import ledger, viewers
+from loyaltybot.points.amounts import format_points
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.errors import BalanceTooHigh, InsufficientPoints, LoyaltyError
+from loyaltybot.points.ledger import EntryType
 from loyaltybot.twitch import channel_points
 from loyaltybot.twitch.eventsub import RedemptionAdded
 from loyaltybot.twitch.helix import Helix
@@ -466,7 +467,7 @@ def _act(ctx: _Context, config: RewardConfig, option: str | None) -> tuple[Statu
     if config.action == "queue":
         return Status.QUEUED, "awaiting_approval"
     if config.action == "forward":
-        work.enqueue(tx, FORWARD, ctx.channel_id, _forward_payload(ctx, config))
+        jobs.enqueue(tx, FORWARD, ctx.channel_id, _forward_payload(ctx, config))
         return Status.PENDING, "forwarding"
     raise ValueError(f"unknown reward action {config.action!r}")
 
@@ -560,7 +561,7 @@ def enqueue_twitch_status(
     redemption_id: str,
     status: str,
 ) -> None:
-    work.enqueue(
+    jobs.enqueue(
         tx,
         REDEMPTION_STATUS,
         channel_id,
@@ -581,7 +582,7 @@ def _say(ctx: _Context, text: str) -> None:
 def enqueue_chat(tx: Tx, channel_id: int, channel: str, text: str) -> None:
     line = chat_line(text)
     if line:
-        work.enqueue(tx, CHAT, channel_id, {"channel": channel, "text": line})
+        jobs.enqueue(tx, CHAT, channel_id, {"channel": channel, "text": line})
 
 
 def _cooldown_until(conn: sqlite3.Connection, channel_id: int, key: str, user_id: str) -> int:

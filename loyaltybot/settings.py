@@ -15,9 +15,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loyaltybot.amounts import MAX_POINTS
-from loyaltybot.errors import UnknownChannel
-from loyaltybot.store import Store, Tx
+from loyaltybot.db import Store, Tx
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.errors import UnknownChannel
 
 Owner = Literal["file", "dashboard"]
 

@@ -11,10 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import FakeClock
-from loyaltybot.store import Store, open_store
-from loyaltybot.viewers import Viewer
+from loyaltybot.db import Store, open_store
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.viewers import Viewer
 
 CHANNEL = "alice"
 

@@ -19,14 +19,14 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import FakeClock
 from loyaltybot.config import RewardConfig, Secret
+from loyaltybot.db import Store, open_store
+from loyaltybot.points.bank import Bank
 from loyaltybot.rewards import Rewards
-from loyaltybot.store import Store, open_store
-from loyaltybot.twitch.auth import StaticToken
 from loyaltybot.twitch.eventsub import format_timestamp, sign
 from loyaltybot.twitch.helix import Helix
+from loyaltybot.twitch.oauth import StaticToken
 from loyaltybot.web.eventsub import EventSubService
 
 SECRET = "s3cret-for-tests-0123"

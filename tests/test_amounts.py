@@ -4,8 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from loyaltybot.amounts import MAX_POINTS, check_amount, clamp_credit, format_points, parse_amount
-from loyaltybot.errors import InvalidAmount
+from loyaltybot.points.amounts import (
+    MAX_POINTS,
+    check_amount,
+    clamp_credit,
+    format_points,
+    parse_amount,
+)
+from loyaltybot.points.errors import InvalidAmount
 
 
 @pytest.mark.parametrize(

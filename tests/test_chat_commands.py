@@ -11,17 +11,17 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from loyaltybot.amounts import MAX_POINTS
-from loyaltybot.bank import Bank
 from loyaltybot.chat.commands import Command, CommandContext, CommandHandler
 from loyaltybot.chat.message import ChatMessage, Roles
 from loyaltybot.chat.replies import APOLOGY, MAX_REPLY_CHARS, Reply
 from loyaltybot.clock import FakeClock
-from loyaltybot.errors import UnknownChannel
-from loyaltybot.ledger import EntryType
+from loyaltybot.db import Store, Tx
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.errors import UnknownChannel
+from loyaltybot.points.ledger import EntryType
+from loyaltybot.points.viewers import Viewer
 from loyaltybot.settings import ChannelSettings
-from loyaltybot.store import Store, Tx
-from loyaltybot.viewers import Viewer
 from tests.conftest import CHANNEL, viewer
 
 BOT = "mybot"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from loyaltybot.amounts import MAX_POINTS
 from loyaltybot.chat.commands import Invocation, parse_invocation, parse_login
 from loyaltybot.chat.cooldowns import Cooldowns
 from loyaltybot.chat.message import (
@@ -30,7 +29,8 @@ from loyaltybot.chat.replies import (
     format_duration,
 )
 from loyaltybot.clock import FakeClock
-from loyaltybot.errors import (
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.errors import (
     AlreadyApplied,
     BalanceTooHigh,
     InsufficientPoints,

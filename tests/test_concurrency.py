@@ -14,10 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from loyaltybot.bank import Bank
-from loyaltybot.errors import InsufficientPoints
-from loyaltybot.ledger import EntryType
-from loyaltybot.store import open_store
+from loyaltybot.db import open_store
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.errors import InsufficientPoints
+from loyaltybot.points.ledger import EntryType
 from tests.conftest import CHANNEL, viewer
 
 ROOT = Path(__file__).resolve().parent.parent

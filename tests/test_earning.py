@@ -6,8 +6,8 @@ import asyncio
 from collections.abc import Mapping
 from typing import Any
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import SystemClock
+from loyaltybot.db import Store
 from loyaltybot.earning import (
     Earning,
     PresenceTracker,
@@ -15,9 +15,9 @@ from loyaltybot.earning import (
     next_due,
     settings_reader,
 )
-from loyaltybot.ledger import EntryType
-from loyaltybot.store import Store
-from loyaltybot.viewers import Viewer
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.ledger import EntryType
+from loyaltybot.points.viewers import Viewer
 from tests.conftest import CHANNEL, viewer
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from loyaltybot import events, settings
-from loyaltybot.amounts import MAX_POINTS
+from loyaltybot.points.amounts import MAX_POINTS
 from loyaltybot.settings import ChannelSettings
 from loyaltybot.twitch.eventsub import Cheer, Follow, Raid, Subscribe, SubscriptionGift, User
 from tests.conftest import viewer

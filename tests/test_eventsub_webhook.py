@@ -11,15 +11,14 @@ from pathlib import Path
 import aiohttp
 from structlog.testing import capture_logs
 
-from loyaltybot import work
-from loyaltybot.bank import Bank
 from loyaltybot.clock import FakeClock
 from loyaltybot.config import Secret
-from loyaltybot.store import open_store
+from loyaltybot.db import jobs, open_store
+from loyaltybot.points.bank import Bank
 from loyaltybot.twitch import subscriptions
-from loyaltybot.twitch.auth import AppToken
 from loyaltybot.twitch.eventsub import format_timestamp
 from loyaltybot.twitch.helix import Helix
+from loyaltybot.twitch.oauth import AppToken
 from tests.eventsub_support import (
     BROADCASTER_ID,
     CHANNEL,
@@ -383,17 +382,17 @@ async def test_the_worker_never_runs_an_item_twice(db_path: Path, clock: FakeClo
     store = await open_store(db_path, clock=clock)
     runs: list[int] = []
 
-    async def run(item: work.WorkItem) -> None:
+    async def run(item: jobs.WorkItem) -> None:
         await asyncio.sleep((item.id % 7) / 2000)  # finishing at scattered moments
         runs.append(item.id)
 
-    worker = work.Worker(store, clock, {"noop": work.WorkKind(run)}, concurrency=3)
+    worker = jobs.Worker(store, clock, {"noop": jobs.WorkKind(run)}, concurrency=3)
     try:
         await Bank(store).ensure_channels([CHANNEL])
         worker.start()
         for _ in range(30):
             await asyncio.gather(
-                *(store.write(lambda tx: work.enqueue(tx, "noop", 1, {})) for _ in range(20))
+                *(store.write(lambda tx: jobs.enqueue(tx, "noop", 1, {})) for _ in range(20))
             )
             await asyncio.sleep(0.003)
         async with asyncio.timeout(10):

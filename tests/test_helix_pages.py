@@ -10,7 +10,6 @@ import pytest
 
 from loyaltybot.config import Secret
 from loyaltybot.simulator import BOT_SCOPES, BROADCASTER_SCOPES, Simulator
-from loyaltybot.twitch.auth import StaticToken
 from loyaltybot.twitch.helix import (
     Helix,
     HelixError,
@@ -18,6 +17,7 @@ from loyaltybot.twitch.helix import (
     get_chatters,
     get_subscriber_ids,
 )
+from loyaltybot.twitch.oauth import StaticToken
 
 
 @pytest.fixture

@@ -17,15 +17,15 @@ from urllib.parse import parse_qs, urlsplit
 import aiohttp
 import pytest
 
-from loyaltybot import importers
-from loyaltybot.bank import Bank
 from loyaltybot.config import Secret
-from loyaltybot.exchange import ImportFileError
-from loyaltybot.importers import SourceRow
+from loyaltybot.db import Store, open_store
+from loyaltybot.points import importers
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.exchange import ImportFileError
+from loyaltybot.points.importers import SourceRow
 from loyaltybot.simulator import Simulator
-from loyaltybot.store import Store, open_store
-from loyaltybot.twitch.auth import StaticToken
 from loyaltybot.twitch.helix import Helix, HelixError
+from loyaltybot.twitch.oauth import StaticToken
 
 DATA = Path(__file__).parent / "data" / "imports"
 CHANNEL = "alice"
@@ -64,8 +64,8 @@ async def run_import(
 ) -> tuple[importers.ImportReport, importers.Resolution]:
     rows = importers.parse_file(path, fmt)
     resolution = await importers.resolve(helix, rows)
-    channel_id = bank.channel_id(CHANNEL)
-    report = await importers.apply(bank.store, channel_id, fmt, resolution, dry_run=dry_run)
+    key = importers.import_key(fmt, bank.channel_id(CHANNEL))
+    report = await bank.import_rows(CHANNEL, resolution.rows, key, source=fmt, dry_run=dry_run)
     return report, resolution
 
 
@@ -255,7 +255,12 @@ async def test_unknown_logins_are_skipped_and_listed(bank: Bank, helix: Helix) -
     report, resolution = await run_import(bank, helix, DATA / "streamlabs.csv", "streamlabs")
     assert resolution.unknown == [SourceRow(4, "gone_user", 50, 900)]
     lines = importers.render(
-        report, resolution, channel=CHANNEL, fmt="streamlabs", dry_run=False, format_points=str
+        report,
+        resolution.unknown,
+        channel=CHANNEL,
+        fmt="streamlabs",
+        dry_run=False,
+        format_points=str,
     )
     assert lines[0] == "imported 3 viewers into #alice: 2207 points, 3 new viewers"
     assert lines[1] == (

@@ -6,10 +6,11 @@ import sqlite3
 
 import pytest
 
-from loyaltybot import ledger
-from loyaltybot.amounts import MAX_POINTS
-from loyaltybot.bank import Bank
-from loyaltybot.errors import (
+from loyaltybot.db import Store, Tx
+from loyaltybot.points import ledger
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.errors import (
     AlreadyApplied,
     BalanceTooHigh,
     InsufficientPoints,
@@ -17,9 +18,8 @@ from loyaltybot.errors import (
     SelfTransfer,
     UnknownViewer,
 )
-from loyaltybot.ledger import EarningRates, EntryType, Presence, TickPlan
-from loyaltybot.store import Store, Tx
-from loyaltybot.viewers import Viewer
+from loyaltybot.points.ledger import EarningRates, EntryType, Presence, TickPlan
+from loyaltybot.points.viewers import Viewer
 from tests.conftest import CHANNEL, viewer
 
 ADD = EntryType.ADD

@@ -10,12 +10,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 
-from loyaltybot.amounts import MAX_POINTS
-from loyaltybot.bank import Bank
-from loyaltybot.errors import BalanceTooHigh, InsufficientPoints, SelfTransfer
-from loyaltybot.ledger import EarningRates, EntryType, Presence, TickPlan
-from loyaltybot.standings import Standings
-from loyaltybot.store import open_store
+from loyaltybot.db import open_store
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.errors import BalanceTooHigh, InsufficientPoints, SelfTransfer
+from loyaltybot.points.ledger import EarningRates, EntryType, Presence, TickPlan
+from loyaltybot.points.standings import Standings
 from tests.conftest import CHANNEL, viewer
 
 N_VIEWERS = 6

@@ -11,20 +11,20 @@ import pytest
 from structlog.testing import capture_logs
 
 from loyaltybot import cli_rewards, rewards
-from loyaltybot.amounts import MAX_POINTS
 from loyaltybot.chat.commands import CommandHandler
 from loyaltybot.chat.message import ChatMessage, Roles
 from loyaltybot.clock import FakeClock
 from loyaltybot.config import Secret
-from loyaltybot.ledger import EntryType
+from loyaltybot.db import open_store
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.ledger import EntryType
+from loyaltybot.points.viewers import Viewer
 from loyaltybot.rewards import NotQueued, Status, UnknownRedemption
 from loyaltybot.settings import ChannelSettings
 from loyaltybot.simulator import BROADCASTER_SCOPES, Simulator
-from loyaltybot.store import open_store
 from loyaltybot.twitch import subscriptions
-from loyaltybot.twitch.auth import AppToken
 from loyaltybot.twitch.helix import Helix
-from loyaltybot.viewers import Viewer
+from loyaltybot.twitch.oauth import AppToken
 from tests.conftest import viewer
 from tests.eventsub_support import (
     CHANNEL,

@@ -20,29 +20,29 @@ from aiohttp import web
 
 from loyaltybot import logs
 from loyaltybot.cli import CliError
-from loyaltybot.cli_auth import authorize
+from loyaltybot.cli.auth import authorize
 from loyaltybot.clock import FakeClock, to_ms
 from loyaltybot.config import Config, load_config
+from loyaltybot.db import Store, open_store
 from loyaltybot.simulator import Simulator
-from loyaltybot.store import Store, open_store
-from loyaltybot.twitch.auth import TokenError
 from loyaltybot.twitch.helix import Helix
-from loyaltybot.twitch.tokens import (
-    BOT_SCOPES,
-    BROADCASTER_SCOPES,
+from loyaltybot.twitch.oauth import (
     DeviceCode,
     DeviceFlowDenied,
     DeviceFlowExpired,
-    MissingScopes,
     OAuthClient,
     RefreshRefused,
-    StoredToken,
+    TokenError,
+    device_flow,
+)
+from loyaltybot.twitch.token_store import StoredToken, load_token, save_token
+from loyaltybot.twitch.tokens import (
+    BOT_SCOPES,
+    BROADCASTER_SCOPES,
+    MissingScopes,
     Tokens,
     UserToken,
     WrongAccount,
-    device_flow,
-    load_token,
-    save_token,
     scopes_for,
 )
 

@@ -42,9 +42,6 @@ from typing import Protocol, TypeVar, cast
 
 import structlog
 
-from loyaltybot import ledger
-from loyaltybot.amounts import parse_amount
-from loyaltybot.bank import Bank
 from loyaltybot.chat.cooldowns import Cooldowns
 from loyaltybot.chat.message import ChatMessage, Permission, Roles, clean_text
 from loyaltybot.chat.replies import (
@@ -64,7 +61,11 @@ from loyaltybot.chat.replies import (
     points_text,
 )
 from loyaltybot.clock import Clock
-from loyaltybot.errors import (
+from loyaltybot.db import Tx
+from loyaltybot.points import ledger
+from loyaltybot.points.amounts import parse_amount
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.errors import (
     BalanceTooHigh,
     InsufficientPoints,
     InvalidAmount,
@@ -72,10 +73,9 @@ from loyaltybot.errors import (
     SelfTransfer,
     UnknownViewer,
 )
-from loyaltybot.ledger import EntryType
+from loyaltybot.points.ledger import EntryType
+from loyaltybot.points.viewers import Viewer, normalize_login
 from loyaltybot.settings import ChannelSettings
-from loyaltybot.store import Tx
-from loyaltybot.viewers import Viewer, normalize_login
 
 log = structlog.get_logger(__name__)
 

@@ -29,7 +29,7 @@ from loyaltybot.chat.commands import CommandHandler
 from loyaltybot.chat.message import ChatMessage, MalformedMessage, Roles, parse_privmsg
 from loyaltybot.chat.outbox import BotRole, Outbox
 from loyaltybot.clock import Clock
-from loyaltybot.viewers import normalize_login
+from loyaltybot.points.viewers import normalize_login
 
 log = structlog.get_logger(__name__)
 

@@ -14,7 +14,7 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from loyaltybot.viewers import Viewer, is_login
+from loyaltybot.points.viewers import Viewer, is_login
 
 MAX_TEXT = 1000  # Twitch caps chat at 500 characters; anything longer is not from Twitch
 MAX_DISPLAY_NAME = 64

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from loyaltybot.amounts import format_points
 from loyaltybot.chat.message import Permission, clean_text
-from loyaltybot.errors import (
+from loyaltybot.points.amounts import format_points
+from loyaltybot.points.errors import (
     AlreadyApplied,
     BalanceTooHigh,
     InsufficientPoints,

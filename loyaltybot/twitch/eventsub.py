@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Final
 
-from loyaltybot.viewers import Viewer, is_login
+from loyaltybot.points.viewers import Viewer, is_login
 
 MESSAGE_ID: Final = "twitch-eventsub-message-id"
 MESSAGE_RETRY: Final = "twitch-eventsub-message-retry"

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json as json_mod
 import re
-import time
 from collections.abc import AsyncGenerator, Mapping, Sequence
 from dataclasses import dataclass
 from sys import intern
@@ -20,7 +19,8 @@ from typing import Any
 import aiohttp
 import structlog
 
-from loyaltybot.twitch.auth import TokenError, TokenSource
+from loyaltybot.clock import Clock, SystemClock
+from loyaltybot.twitch.oauth import TokenError, TokenSource
 
 log = structlog.get_logger(__name__)
 
@@ -54,7 +54,9 @@ class Helix:
         *,
         attempts: int = 4,
         max_wait: float = 30.0,
+        clock: Clock | None = None,
     ) -> None:
+        self._clock = clock or SystemClock()
         self._session = session
         self._base = api_url.rstrip("/")
         self._client_id = client_id
@@ -109,20 +111,20 @@ class Helix:
                 log.warning(
                     "helix_unreachable", path=path, error=type(exc).__name__, attempt=attempt
                 )
-                await asyncio.sleep(min(self._max_wait, 0.5 * 2**attempt))
+                await self._clock.sleep(min(self._max_wait, 0.5 * 2**attempt))
                 continue
             if status == 401 and not refreshed:
                 refreshed = True
                 self._token.invalidate()
                 continue
             if status == 429 and attempt < self._attempts:
-                wait = _until(reset) if reset else 1.0
+                wait = _until(reset, self._clock.now()) if reset else 1.0
                 log.warning("helix_rate_limited", path=path, wait_seconds=round(wait, 2))
-                await asyncio.sleep(min(self._max_wait, wait))
+                await self._clock.sleep(min(self._max_wait, wait))
                 continue
             if status >= 500 and attempt < self._attempts:
                 log.warning("helix_server_error", path=path, status=status, attempt=attempt)
-                await asyncio.sleep(min(self._max_wait, 0.5 * 2**attempt))
+                await self._clock.sleep(min(self._max_wait, 0.5 * 2**attempt))
                 continue
             if status >= 400:
                 raise HelixError(status, f"{method} {path}: {_message(raw) or 'refused'}")
@@ -148,9 +150,9 @@ class Helix:
         return users
 
 
-def _until(reset: str) -> float:
+def _until(reset: str, now: float) -> float:
     try:
-        return max(0.0, float(reset) - time.time()) + 0.05
+        return max(0.0, float(reset) - now) + 0.05
     except ValueError:
         return 1.0
 

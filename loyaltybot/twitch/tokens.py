@@ -17,10 +17,8 @@ redactor the moment it is received.
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, replace
 
 import aiohttp
 import structlog
@@ -28,8 +26,15 @@ import structlog
 from loyaltybot import logs
 from loyaltybot.clock import Clock, SystemClock, to_ms
 from loyaltybot.config import Config, Secret
-from loyaltybot.store import Store, Tx
-from loyaltybot.twitch.auth import TokenError
+from loyaltybot.db import Store
+from loyaltybot.twitch.oauth import (
+    AuthUnreachable,
+    OAuthClient,
+    RefreshRefused,
+    TokenError,
+    Validation,
+)
+from loyaltybot.twitch.token_store import StoredToken, load_token, save_token
 
 log = structlog.get_logger(__name__)
 
@@ -46,33 +51,8 @@ BROADCASTER_SCOPES = (
     "moderator:read:chatters",
 )
 
-DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
 REFRESH_MARGIN_SECONDS = 300.0  # refresh this long before expiry
 VALIDATE_EVERY_SECONDS = 3600.0  # Twitch asks apps to validate tokens hourly
-_TIMEOUT = aiohttp.ClientTimeout(total=15)
-
-
-# ---- errors ------------------------------------------------------------------------------
-
-
-class OAuthError(TokenError):
-    """Twitch's OAuth service said no, or could not be reached. Never carries a token."""
-
-
-class AuthUnreachable(OAuthError):
-    pass
-
-
-class RefreshRefused(OAuthError):
-    """The refresh token is no longer valid (revoked, rotated elsewhere, password changed)."""
-
-
-class DeviceFlowExpired(OAuthError):
-    pass
-
-
-class DeviceFlowDenied(OAuthError):
-    pass
 
 
 class MissingScopes(TokenError):
@@ -88,291 +68,6 @@ class WrongAccount(TokenError):
         super().__init__(f"{owner} belongs to {actual}, not {expected}: {fix}")
         self.expected = expected
         self.actual = actual
-
-
-# ---- what Twitch answers -----------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Validation:
-    """GET /oauth2/validate: whose token it is, for which app, which scopes, how long left."""
-
-    client_id: str
-    login: str
-    user_id: str
-    scopes: frozenset[str]
-    expires_in: int | None  # seconds; None (Twitch sends 0) = does not expire
-
-
-@dataclass(frozen=True, slots=True)
-class Grant:
-    access_token: str = field(repr=False)
-    refresh_token: str | None = field(repr=False)
-    scopes: frozenset[str]
-    expires_in: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class DeviceCode:
-    device_code: str = field(repr=False)
-    user_code: str
-    verification_uri: str
-    expires_in: int
-    interval: int
-
-
-@dataclass(frozen=True, slots=True)
-class StoredToken:
-    """One row of ``twitch_tokens``; the repr never shows the tokens."""
-
-    login: str
-    user_id: str
-    client_id: str
-    access_token: str = field(repr=False)
-    refresh_token: str | None = field(repr=False)
-    scopes: frozenset[str]
-    expires_at: int | None  # ms since the epoch
-    obtained_at: int
-    refreshed_at: int
-    validated_at: int | None = None
-
-
-# ---- the OAuth endpoints ---------------------------------------------------------------------
-
-
-class OAuthClient:
-    """Twitch's id.twitch.tv/oauth2 endpoints (or the simulator's), form-encoded like Twitch."""
-
-    def __init__(
-        self,
-        session: aiohttp.ClientSession,
-        auth_url: str,
-        client_id: str,
-        client_secret: Secret | None = None,
-    ) -> None:
-        self._session = session
-        self._base = auth_url.rstrip("/")
-        self.client_id = client_id
-        self._secret = client_secret
-
-    async def validate(self, access_token: str) -> Validation | None:
-        """Who the token belongs to; None when Twitch says it is invalid (401)."""
-        headers = {"Authorization": f"OAuth {access_token}"}
-        status, body = await self._call("GET", "/validate", headers=headers)
-        if status == 401:
-            return None
-        if status >= 500:
-            raise AuthUnreachable(f"{self._base} is failing (HTTP {status})")
-        if status != 200 or not isinstance(body, dict):
-            raise OAuthError(f"Twitch could not validate the token (HTTP {status})")
-        expires = _int(body.get("expires_in"))
-        return Validation(
-            client_id=str(body.get("client_id", "")),
-            login=str(body.get("login", "")).lower(),
-            user_id=str(body.get("user_id", "")),
-            scopes=frozenset(str(s) for s in body.get("scopes") or ()),
-            expires_in=expires if expires else None,
-        )
-
-    async def refresh(self, refresh_token: str) -> Grant:
-        form = {
-            "grant_type": "refresh_token",
-            "refresh_token": refresh_token,
-            "client_id": self.client_id,
-        }
-        if self._secret is not None:
-            form["client_secret"] = self._secret.reveal()
-        status, body = await self._call("POST", "/token", data=form)
-        if status in (400, 401):
-            raise RefreshRefused(f"Twitch refused the refresh token ({_message(body)})")
-        return self._grant(status, body, "refresh the token")
-
-    async def start_device(self, scopes: Iterable[str]) -> DeviceCode:
-        form = {"client_id": self.client_id, "scopes": " ".join(scopes)}
-        status, body = await self._call("POST", "/device", data=form)
-        if status != 200 or not isinstance(body, dict) or "device_code" not in body:
-            raise OAuthError(
-                f"Twitch refused to start the device code flow ({_message(body)}, HTTP {status}):"
-                " check twitch.client_id (the app must allow the device code flow)"
-            )
-        code = DeviceCode(
-            device_code=str(body["device_code"]),
-            user_code=str(body.get("user_code", "")),
-            verification_uri=str(body.get("verification_uri", "https://www.twitch.tv/activate")),
-            expires_in=_int(body.get("expires_in")) or 1800,
-            interval=max(1, _int(body.get("interval")) or 5),
-        )
-        logs.register_secret(code.device_code)
-        return code
-
-    async def poll_device(self, device: DeviceCode, scopes: Iterable[str]) -> Grant | str:
-        """One poll: the grant, or Twitch's word for waiting (authorization_pending, slow_down)."""
-        form = {
-            "client_id": self.client_id,
-            "scopes": " ".join(scopes),
-            "device_code": device.device_code,
-            "grant_type": DEVICE_GRANT,
-        }
-        if self._secret is not None:
-            form["client_secret"] = self._secret.reveal()
-        status, body = await self._call("POST", "/token", data=form)
-        if status == 200:
-            return self._grant(status, body, "issue the token")
-        message = _message(body).strip().lower()
-        if message in ("authorization_pending", "slow_down"):
-            return message
-        if "denied" in message:
-            raise DeviceFlowDenied("the request was declined on Twitch")
-        if "invalid device code" in message or "expired" in message:
-            raise DeviceFlowExpired("the code expired before it was approved")
-        raise OAuthError(f"Twitch refused the device code flow ({message or status})")
-
-    def _grant(self, status: int, body: Any, what: str) -> Grant:
-        if status != 200 or not isinstance(body, dict) or not body.get("access_token"):
-            raise OAuthError(f"Twitch did not {what} (HTTP {status}: {_message(body)})")
-        grant = Grant(
-            access_token=str(body["access_token"]),
-            refresh_token=str(body["refresh_token"]) if body.get("refresh_token") else None,
-            scopes=frozenset(str(s) for s in body.get("scope") or ()),
-            expires_in=_int(body.get("expires_in")) or None,
-        )
-        logs.register_secret(
-            grant.access_token, *([grant.refresh_token] if grant.refresh_token else [])
-        )
-        return grant
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        headers: Mapping[str, str] | None = None,
-        data: Mapping[str, str] | None = None,
-    ) -> tuple[int, Any]:
-        url = self._base + path
-        try:
-            async with self._session.request(
-                method, url, headers=headers, data=data, timeout=_TIMEOUT
-            ) as response:
-                try:
-                    body = await response.json(content_type=None)
-                except ValueError:
-                    body = None
-                return response.status, body
-        except (TimeoutError, aiohttp.ClientError) as exc:
-            raise AuthUnreachable(f"cannot reach {self._base}: {type(exc).__name__}") from None
-
-
-def _int(value: object) -> int:
-    if isinstance(value, bool):
-        return 0
-    if isinstance(value, int | float):
-        return int(value)
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return 0
-
-
-def _message(body: Any) -> str:
-    if isinstance(body, dict):
-        return logs.redact(str(body.get("message") or body.get("error") or "no reason given"))
-    return "no reason given"
-
-
-# ---- device code flow ------------------------------------------------------------------------
-
-
-async def device_flow(
-    oauth: OAuthClient,
-    scopes: Sequence[str],
-    *,
-    on_code: Callable[[DeviceCode], None],
-    clock: Clock | None = None,
-    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
-) -> Grant:
-    """Ask Twitch for a device code, show it with ``on_code``, poll until it is approved.
-
-    Polls at the interval Twitch gives, 5 s slower after each ``slow_down``, and gives
-    up when the code expires.
-
-    Raises:
-        DeviceFlowExpired, DeviceFlowDenied, OAuthError (AuthUnreachable after 3 failed polls).
-    """
-    clock = clock or SystemClock()
-    device = await oauth.start_device(scopes)
-    on_code(device)
-    deadline = clock.monotonic() + device.expires_in
-    interval = float(device.interval)
-    failures = 0
-    while True:
-        await sleep(interval)
-        if clock.monotonic() >= deadline:
-            raise DeviceFlowExpired("the code expired before it was approved")
-        try:
-            outcome = await oauth.poll_device(device, scopes)
-        except AuthUnreachable:
-            failures += 1
-            if failures >= 3:
-                raise
-            continue
-        failures = 0
-        if isinstance(outcome, Grant):
-            return outcome
-        if outcome == "slow_down":
-            interval += 5
-
-
-# ---- persistence (sync functions for store.read / store.write) -------------------------------
-
-_COLUMNS = (
-    "login, user_id, client_id, access_token, refresh_token, scopes, expires_at,"
-    " obtained_at, refreshed_at, validated_at"
-)
-
-
-def load_token(conn: sqlite3.Connection, login: str) -> StoredToken | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM twitch_tokens WHERE login = ?", (login,)).fetchone()
-    if row is None:
-        return None
-    return StoredToken(
-        login=row[0],
-        user_id=row[1],
-        client_id=row[2],
-        access_token=row[3],
-        refresh_token=row[4],
-        scopes=frozenset(row[5].split()),
-        expires_at=row[6],
-        obtained_at=row[7],
-        refreshed_at=row[8],
-        validated_at=row[9],
-    )
-
-
-def save_token(tx: Tx, token: StoredToken) -> None:
-    tx.conn.execute(
-        f"INSERT INTO twitch_tokens ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-        " ON CONFLICT (login) DO UPDATE SET user_id = excluded.user_id,"
-        " client_id = excluded.client_id, access_token = excluded.access_token,"
-        " refresh_token = excluded.refresh_token, scopes = excluded.scopes,"
-        " expires_at = excluded.expires_at, obtained_at = excluded.obtained_at,"
-        " refreshed_at = excluded.refreshed_at, validated_at = excluded.validated_at",
-        (
-            token.login,
-            token.user_id,
-            token.client_id,
-            token.access_token,
-            token.refresh_token,
-            " ".join(sorted(token.scopes)),
-            token.expires_at,
-            token.obtained_at,
-            token.refreshed_at,
-            token.validated_at,
-        ),
-    )
-
-
-def stored_logins(conn: sqlite3.Connection) -> list[str]:
-    return [login for (login,) in conn.execute("SELECT login FROM twitch_tokens ORDER BY login")]
 
 
 # ---- the token source ------------------------------------------------------------------------
@@ -777,6 +472,19 @@ class Tokens:
                 missing=missing,
                 fix=source._fix,
             )
+
+    def configured(self, login: str) -> Secret | None:
+        """The token config.toml gives this account, if any."""
+        return self._configured(login)[0]
+
+    async def account(self, login: str) -> UserToken | None:
+        """One account's token (config first, then stored), not yet validated; None when
+        there is none. The CLI calls this for the one token a command needs.
+
+        Raises:
+            TokenError: a stored token was issued to another Twitch app.
+        """
+        return await self._source(login)
 
     async def _source(self, login: str) -> UserToken | None:
         """The account's token source, made on first use (None: no token anywhere)."""

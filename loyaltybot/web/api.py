@@ -14,8 +14,8 @@ from typing import Any
 from aiohttp import web
 
 from loyaltybot import settings
-from loyaltybot.errors import UnknownChannel
 from loyaltybot.metrics import CONTENT_TYPE
+from loyaltybot.points.errors import UnknownChannel
 from loyaltybot.web.auth import current_user
 from loyaltybot.web.pages import PageError, render, render_public
 from loyaltybot.web.state import BANK, CONFIG, HEALTH, METRICS, STORE

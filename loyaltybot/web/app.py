@@ -33,11 +33,11 @@ from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 from aiohttp_session.cookie_storage import EncryptedCookieStorage
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import Clock, SystemClock
 from loyaltybot.config import Config
+from loyaltybot.db import Store, Tx
 from loyaltybot.metrics import Metrics
-from loyaltybot.store import Store, Tx
+from loyaltybot.points.bank import Bank
 from loyaltybot.web import api, auth, dashboard
 from loyaltybot.web.api import ApiError
 from loyaltybot.web.auth import LoginFailed

@@ -21,18 +21,19 @@ from urllib.parse import quote, urlencode
 import structlog
 from aiohttp import web
 
-from loyaltybot import settings, viewers
-from loyaltybot.errors import (
+from loyaltybot import settings
+from loyaltybot.db import Tx
+from loyaltybot.points import viewers
+from loyaltybot.points.errors import (
     AlreadyApplied,
     BalanceTooHigh,
     InsufficientPoints,
     LoyaltyError,
     UnknownChannel,
 )
-from loyaltybot.ledger import EntryType
+from loyaltybot.points.ledger import EntryType
 from loyaltybot.rewards import NotQueued, UnknownRedemption
 from loyaltybot.settings import SETTING_KEYS, FileOwned, StoredSettings
-from loyaltybot.store import Tx
 from loyaltybot.web import forms, queries
 from loyaltybot.web.auth import User, current_user, flash, managed_channels, may_manage
 from loyaltybot.web.pages import PageError, now_ms, render, timestamp

@@ -28,15 +28,15 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from loyaltybot import events, rewards, work
-from loyaltybot.bank import Bank
+from loyaltybot import events, rewards
 from loyaltybot.clock import Clock
 from loyaltybot.config import Secret
-from loyaltybot.errors import UnknownChannel
-from loyaltybot.first_sight import write_seen
+from loyaltybot.db import Tx, jobs
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.errors import UnknownChannel
+from loyaltybot.points.first_sight import write_seen
 from loyaltybot.reward_delivery import ChatSend, HelixFor, RewardDelivery
 from loyaltybot.rewards import RedemptionOutcome, Rewards
-from loyaltybot.store import Tx
 from loyaltybot.twitch import eventsub
 from loyaltybot.twitch.eventsub import (
     Challenge,
@@ -116,7 +116,7 @@ class EventSubService:
         helix_for: HelixFor | None = None,
         max_body: int = MAX_BODY_BYTES,
         concurrency: int = 8,
-        backoff: Callable[[int], float] = work.default_backoff,
+        backoff: Callable[[int], float] = jobs.default_backoff,
         chat_max_age: float | None = None,
     ) -> None:
         self._bank = bank
@@ -140,7 +140,7 @@ class EventSubService:
         self._revocation_listeners: list[RevocationListener] = []
         self.revoked: OrderedDict[str, Subscription] = OrderedDict()
         self.stats = EventSubStats()
-        self.worker: work.Worker | None = None
+        self.worker: jobs.Worker | None = None
         self.delivery: RewardDelivery | None = None
         self._pruner: asyncio.Task[None] | None = None
         self._waiting: list[_Waiting] = []
@@ -213,7 +213,7 @@ class EventSubService:
         self.delivery = RewardDelivery(
             session=self._session, chat=self._chat, helix_for=self._helix_for, **options
         )
-        self.worker = work.Worker(
+        self.worker = jobs.Worker(
             self._store,
             self._clock,
             self.delivery.kinds(),
@@ -500,4 +500,4 @@ def _prune(tx: Tx) -> None:
         (SOURCE, tx.now_ms - PROCESSED_RETENTION_MS),
     )
     rewards.prune(tx)
-    work.prune(tx, DEAD_WORK_RETENTION_MS)
+    jobs.prune(tx, DEAD_WORK_RETENTION_MS)

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
-from loyaltybot.amounts import parse_amount
-from loyaltybot.errors import InvalidAmount
+from loyaltybot.points.amounts import parse_amount
+from loyaltybot.points.errors import InvalidAmount
 from loyaltybot.settings import SETTING_KEYS, ChannelSettings, StoredSettings
 
 MAX_REASON = 200

@@ -14,7 +14,7 @@ from typing import Any
 import aiohttp_jinja2
 from aiohttp import web
 
-from loyaltybot.amounts import format_points
+from loyaltybot.points.amounts import format_points
 from loyaltybot.web.auth import csrf_token, current_user, managed_channels, take_flashes
 from loyaltybot.web.forms import display_value
 from loyaltybot.web.sessions import get_session

@@ -13,11 +13,11 @@ from typing import Protocol
 import aiohttp
 from aiohttp import web
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import Clock
 from loyaltybot.config import Config
+from loyaltybot.db import Store
 from loyaltybot.metrics import Metrics
-from loyaltybot.store import Store
+from loyaltybot.points.bank import Bank
 
 
 class LiveConfig:

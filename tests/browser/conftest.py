@@ -18,14 +18,14 @@ import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import SystemClock
 from loyaltybot.config import Config
 from loyaltybot.daemon import apply_channel_config
+from loyaltybot.db import Store, open_store
 from loyaltybot.metrics import Metrics
+from loyaltybot.points.bank import Bank
 from loyaltybot.rewards import Rewards
 from loyaltybot.simulator import Simulator
-from loyaltybot.store import Store, open_store
 from loyaltybot.web.app import WebServer, make_app, start_web
 from loyaltybot.web.eventsub import EventSubService
 from tests.web.conftest import CLIENT_ID, CLIENT_SECRET, USERS, make_config

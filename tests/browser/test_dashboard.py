@@ -8,11 +8,11 @@ import pytest
 from playwright.async_api import Page, expect
 
 from loyaltybot import settings
-from loyaltybot.bank import Bank
-from loyaltybot.ledger import EarningRates, EntryType, Presence, TickPlan
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.ledger import EarningRates, EntryType, Presence, TickPlan
+from loyaltybot.points.viewers import Viewer
 from loyaltybot.simulator import payloads
 from loyaltybot.simulator.world import SimUser
-from loyaltybot.viewers import Viewer
 from tests.browser.conftest import WEBHOOK_SECRET, Stack, log_in, shot
 
 pytestmark = [pytest.mark.browser, pytest.mark.asyncio(loop_scope="module")]

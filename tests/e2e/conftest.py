@@ -17,11 +17,11 @@ from typing import Any
 import pytest
 
 from loyaltybot import daemon as daemon_mod
-from loyaltybot.bank import Bank
 from loyaltybot.config import Config, parse_config
 from loyaltybot.daemon import Daemon
+from loyaltybot.db import open_store
+from loyaltybot.points.bank import Bank
 from loyaltybot.simulator import BOT_SCOPES, Simulator
-from loyaltybot.store import open_store
 
 CLIENT_ID = "e2e-client-id"
 CLIENT_SECRET = "e2e-client-secret-0123"

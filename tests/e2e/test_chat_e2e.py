@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from loyaltybot.ledger import EntryType
+from loyaltybot.points.ledger import EntryType
+from loyaltybot.points.viewers import Viewer
 from loyaltybot.simulator import Simulator
-from loyaltybot.viewers import Viewer
 from tests.e2e.conftest import StartBot, audit
 
 pytestmark = pytest.mark.timeout(120)

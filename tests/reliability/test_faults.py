@@ -23,10 +23,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from loyaltybot.chat.replies import APOLOGY
-from loyaltybot.ledger import EntryType
+from loyaltybot.points.ledger import EntryType
+from loyaltybot.points.viewers import Viewer
 from loyaltybot.simulator import Simulator, SimUser
 from loyaltybot.simulator.faults import Fault
-from loyaltybot.viewers import Viewer
 from tests.e2e.conftest import RunningBot, StartBot, audit, sim, start_bot  # noqa: F401
 
 pytestmark = pytest.mark.timeout(120)

@@ -27,19 +27,19 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from loyaltybot.amounts import MAX_POINTS
-from loyaltybot.bank import Bank
 from loyaltybot.chat.commands import CommandHandler
 from loyaltybot.chat.message import ChatMessage, Roles
 from loyaltybot.chat.replies import APOLOGY, MAX_REPLY_CHARS
 from loyaltybot.clock import FakeClock
-from loyaltybot.errors import UnknownChannel
-from loyaltybot.ledger import EntryType
+from loyaltybot.db import Store
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.errors import UnknownChannel
+from loyaltybot.points.ledger import EntryType
+from loyaltybot.points.viewers import Viewer
 from loyaltybot.settings import ChannelSettings
 from loyaltybot.simulator import Simulator
-from loyaltybot.store import Store
 from loyaltybot.twitch.eventsub import format_timestamp, sign
-from loyaltybot.viewers import Viewer
 from tests.e2e.conftest import StartBot, audit, sim, start_bot  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(300)

@@ -11,14 +11,14 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import FakeClock
 from loyaltybot.config import Config, parse_config
 from loyaltybot.daemon import apply_channel_config
+from loyaltybot.db import Store
 from loyaltybot.metrics import Metrics
+from loyaltybot.points.bank import Bank
 from loyaltybot.rewards import Rewards
 from loyaltybot.simulator import Simulator
-from loyaltybot.store import Store
 from loyaltybot.web.app import make_app
 
 CLIENT_ID = "sim-client-id"

@@ -11,11 +11,11 @@ from urllib.parse import parse_qs, urlsplit
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import FakeClock
-from loyaltybot.ledger import EntryType
+from loyaltybot.db import Store
 from loyaltybot.metrics import Metrics
-from loyaltybot.store import Store
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.ledger import EntryType
 from loyaltybot.web.app import COOKIE_NAME, make_app
 from loyaltybot.web.auth import safe_next
 from tests.conftest import viewer

@@ -5,11 +5,11 @@ from __future__ import annotations
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from loyaltybot.bank import Bank
-from loyaltybot.ledger import EntryType
+from loyaltybot.db import Store
 from loyaltybot.metrics import Metrics
-from loyaltybot.store import Store
-from loyaltybot.viewers import Viewer
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.ledger import EntryType
+from loyaltybot.points.viewers import Viewer
 from tests.conftest import viewer
 from tests.web.conftest import Chat, Twitch, csrf_of, login, page
 

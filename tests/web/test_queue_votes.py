@@ -7,8 +7,8 @@ import re
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from loyaltybot.db import Store, Tx
 from loyaltybot.rewards import Rewards
-from loyaltybot.store import Store, Tx
 from loyaltybot.twitch.eventsub import RedemptionAdded, Reward, User
 from tests.web.conftest import Twitch, csrf_of, login, page
 

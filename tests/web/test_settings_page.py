@@ -9,8 +9,8 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from loyaltybot import settings
-from loyaltybot.bank import Bank
-from loyaltybot.store import Store
+from loyaltybot.db import Store
+from loyaltybot.points.bank import Bank
 from tests.web.conftest import Twitch, csrf_of, login, page
 
 Client = TestClient[web.Request, web.Application]

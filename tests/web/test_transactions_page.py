@@ -10,9 +10,9 @@ import re
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import FakeClock
-from loyaltybot.ledger import EntryType
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.ledger import EntryType
 from tests.conftest import viewer
 from tests.web.conftest import Twitch, login, page
 

@@ -9,11 +9,11 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from loyaltybot.bank import Bank
 from loyaltybot.clock import FakeClock
-from loyaltybot.ledger import EarningRates, EntryType, Presence, TickPlan
-from loyaltybot.store import Store
-from loyaltybot.viewers import Viewer
+from loyaltybot.db import Store
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.ledger import EarningRates, EntryType, Presence, TickPlan
+from loyaltybot.points.viewers import Viewer
 from loyaltybot.web import queries
 from tests.conftest import viewer
 from tests.web.conftest import Twitch, csrf_of, login, page

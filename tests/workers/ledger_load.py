@@ -14,11 +14,11 @@ import random
 import sys
 
 from loyaltybot import logs
-from loyaltybot.bank import Bank
-from loyaltybot.errors import AlreadyApplied, InsufficientPoints
-from loyaltybot.ledger import EarningRates, EntryType, Presence, TickPlan
-from loyaltybot.store import open_store
-from loyaltybot.viewers import Viewer
+from loyaltybot.db import open_store
+from loyaltybot.points.bank import Bank
+from loyaltybot.points.errors import AlreadyApplied, InsufficientPoints
+from loyaltybot.points.ledger import EarningRates, EntryType, Presence, TickPlan
+from loyaltybot.points.viewers import Viewer
 
 CHANNEL = "alice"
 

@@ -21,7 +21,7 @@ from fractions import Fraction
 from operator import itemgetter
 from typing import Literal, NamedTuple
 
-from loyaltybot.errors import LoyaltyError
+from loyaltybot.points.errors import LoyaltyError
 
 MIN_OPTIONS = 2
 MAX_OPTIONS = 10

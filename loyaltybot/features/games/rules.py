@@ -22,8 +22,8 @@ from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Literal
 
-from loyaltybot.amounts import MAX_POINTS, parse_amount
-from loyaltybot.errors import LoyaltyError
+from loyaltybot.points.amounts import MAX_POINTS, parse_amount
+from loyaltybot.points.errors import LoyaltyError
 
 Game = Literal["gamble", "slots", "duel", "heist"]
 GAMES: tuple[Game, ...] = ("gamble", "slots", "duel", "heist")

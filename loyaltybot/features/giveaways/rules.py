@@ -77,7 +77,7 @@ from itertools import accumulate, islice
 from operator import eq, itemgetter, mul
 from typing import Literal, NamedTuple
 
-from loyaltybot.errors import LoyaltyError
+from loyaltybot.points.errors import LoyaltyError
 
 ALGORITHM = "loyaltybot-draw-v1"
 SEED_BYTES = 32

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from loyaltybot.amounts import MAX_POINTS, format_points
-from loyaltybot.errors import LoyaltyError
+from loyaltybot.points.amounts import MAX_POINTS, format_points
+from loyaltybot.points.errors import LoyaltyError
 
 Action = Literal["chat", "title", "queue", "forward", "discord"]
 ACTIONS: tuple[Action, ...] = ("chat", "title", "queue", "forward", "discord")

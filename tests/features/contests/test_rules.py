@@ -8,8 +8,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loyaltybot.amounts import MAX_POINTS
-from loyaltybot.errors import LoyaltyError
 from loyaltybot.features.contests.rules import (
     BadContest,
     Bet,
@@ -31,6 +29,8 @@ from loyaltybot.features.contests.rules import (
     refund_all,
     settle,
 )
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.errors import LoyaltyError
 
 # ---- settlement by hand -----------------------------------------------------------------
 

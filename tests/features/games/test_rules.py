@@ -10,8 +10,6 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from loyaltybot.amounts import MAX_POINTS
-from loyaltybot.errors import InvalidAmount, LoyaltyError
 from loyaltybot.features.games.rules import (
     BadPercent,
     GameRefusal,
@@ -33,6 +31,8 @@ from loyaltybot.features.games.rules import (
     times,
     validate_game_settings,
 )
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.errors import InvalidAmount, LoyaltyError
 
 # ---- settings ---------------------------------------------------------------------------
 

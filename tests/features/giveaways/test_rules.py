@@ -12,7 +12,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loyaltybot.errors import LoyaltyError
 from loyaltybot.features.giveaways import rules
 from loyaltybot.features.giveaways.rules import (
     DrawError,
@@ -30,6 +29,7 @@ from loyaltybot.features.giveaways.rules import (
     tickets_to_buy,
     verify,
 )
+from loyaltybot.points.errors import LoyaltyError
 
 SEED = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 

@@ -6,7 +6,6 @@ from typing import Any
 
 import pytest
 
-from loyaltybot.errors import LoyaltyError
 from loyaltybot.features.shop.rules import (
     ItemOnCooldown,
     LimitReached,
@@ -23,6 +22,7 @@ from loyaltybot.features.shop.rules import (
     validate_item,
     validate_items,
 )
+from loyaltybot.points.errors import LoyaltyError
 
 ITEM = ShopItem("hydrate", 500, stock=20, per_viewer=2, cooldown_seconds=60,
                 global_cooldown_seconds=10)

@@ -13,10 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from sys import intern
 
-from loyaltybot import ledger, viewers
-from loyaltybot.errors import UnknownChannel, UnknownViewer
-from loyaltybot.first_sight import FirstSight, ViewersSeen
-from loyaltybot.ledger import (
+from loyaltybot.db import Store, Tx
+from loyaltybot.points import exchange, ledger, viewers
+from loyaltybot.points.errors import UnknownChannel, UnknownViewer
+from loyaltybot.points.first_sight import FirstSight, ViewersSeen
+from loyaltybot.points.ledger import (
     BalanceChange,
     Discrepancy,
     EntryType,
@@ -24,9 +25,8 @@ from loyaltybot.ledger import (
     TickPlan,
     Transfer,
 )
-from loyaltybot.standings import Standing, Standings
-from loyaltybot.store import Store, Tx
-from loyaltybot.viewers import Viewer, ViewerRecord
+from loyaltybot.points.standings import Standing, Standings
+from loyaltybot.points.viewers import Viewer, ViewerRecord
 
 
 @dataclass(frozen=True, slots=True)
@@ -281,7 +281,44 @@ class Bank:
                 self._standings[effect.channel_id] = effect.standings
                 self._stale.discard(effect.channel_id)
 
+    # ---- import and export ------------------------------------------------------------
+
+    async def export(self, channel: str) -> list[exchange.Row]:
+        """Every viewer of the channel, as ``loyaltybot export`` writes them."""
+        channel_id = self.channel_id(channel)
+        return await self.store.read(lambda c: exchange.export_rows(c, channel_id))
+
+    async def import_rows(
+        self,
+        channel: str,
+        rows: Sequence[exchange.ImportRow],
+        key: str,
+        *,
+        source: str,
+        dry_run: bool = False,
+    ) -> exchange.ImportReport:
+        """Import balances in one transaction (or only count them, with ``dry_run``); rows
+        imported under ``key`` before are left alone.
+
+        Raises:
+            ImportFileError: a row cannot be applied (its balance is at the maximum).
+        """
+        channel_id = self.channel_id(channel)
+        if dry_run:
+            return await self.store.read(
+                lambda c: exchange.apply(c, channel_id, rows, key, dry_run=True)
+            )
+        return await self.store.write(
+            lambda tx: exchange.apply(tx, channel_id, rows, key, source=source)
+        )
+
     # ---- audit ----------------------------------------------------------------------
+
+    async def counts(self, channel: str | None = None) -> tuple[int, int]:
+        """(viewers, channels) the audit covers."""
+        channel_id = None if channel is None else self.channel_id(channel)
+        return await self.store.read(lambda c: ledger.counts(c, channel_id))
+
 
     async def audit(self, channel: str | None = None) -> list[Discrepancy]:
         channel_id = None if channel is None else self.channel_id(channel)

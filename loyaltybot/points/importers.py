@@ -54,24 +54,17 @@ import io
 import json
 import re
 import sqlite3
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from loyaltybot import exchange
-from loyaltybot.amounts import MAX_POINTS
-from loyaltybot.exchange import ImportFileError, ImportReport, ImportRow, Row
-from loyaltybot.viewers import normalize_login
+from loyaltybot.points import exchange
+from loyaltybot.points.amounts import MAX_POINTS, format_points
+from loyaltybot.points.exchange import ImportFileError, ImportReport, ImportRow, Row
+from loyaltybot.points.viewers import normalize_login
 
 if TYPE_CHECKING:
-    import argparse
-
-    import aiohttp
-
-    from loyaltybot.config import Config
-    from loyaltybot.store import Store
-    from loyaltybot.twitch.auth import TokenSource
     from loyaltybot.twitch.helix import Helix
 
 FORMATS = ("streamelements", "streamlabs", "phantombot")
@@ -476,88 +469,14 @@ def import_key(fmt: str, channel_id: int) -> str:
     return f"{fmt}:{channel_id}"
 
 
-async def apply(
-    store: Store, channel_id: int, fmt: str, resolution: Resolution, *, dry_run: bool
-) -> ImportReport:
-    """Import every resolved row in one transaction (or only count, with ``dry_run``)."""
-    key = import_key(fmt, channel_id)
-    rows = resolution.rows
-    if dry_run:
-        return await store.read(lambda c: exchange.apply(c, channel_id, rows, key, dry_run=True))
-    return await store.write(lambda tx: exchange.apply(tx, channel_id, rows, key, source=fmt))
-
-
-# ---- the command line (``loyaltybot import --format streamelements|streamlabs|phantombot``) ---
-
-
-async def cmd_import(args: argparse.Namespace) -> int:
-    """``import``: other bots' formats here, our own csv/json in cli.cmd_import."""
-    from loyaltybot import cli
-
-    if args.format not in FORMATS:
-        return await cli.cmd_import(args)
-    import aiohttp
-
-    from loyaltybot.amounts import format_points
-    from loyaltybot.twitch.helix import Helix, HelixError
-
-    config = cli._config(args)
-    path = Path(args.file)
-    try:
-        source_rows = parse_file(path, args.format)
-    except FileNotFoundError:
-        raise cli.CliError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise cli.CliError(f"{path}: is a directory") from None
-    except OSError as exc:
-        raise cli.CliError(f"{path}: cannot read ({exc.strerror})") from None
-    except ImportFileError as exc:
-        where = f"{path}:{exc.line}" if exc.line else str(path)
-        raise cli.CliError(f"{where}: {exc.message}; nothing was imported") from None
-    if not source_rows:
-        raise cli.CliError(f"{path}: no viewers in the file; nothing was imported")
-    async with cli._opened(config) as bank, aiohttp.ClientSession() as session:
-        channel = cli._channel(config, bank, args.channel)
-        channel_id = bank.channel_id(channel)
-        tokens = await helix_token_source(config, bank.store, session)
-        if tokens is None:
-            raise cli.CliError(
-                "resolving logins needs Twitch: set twitch.client_secret, or run"
-                " `loyaltybot auth`; nothing was imported"
-            )
-        helix = Helix(session, config.twitch.api_url, config.twitch.client_id, tokens)
-        try:
-            resolution = await resolve(helix, source_rows)
-        except HelixError as exc:
-            raise cli.CliError(
-                f"could not ask Twitch who the viewers are ({exc}); nothing was imported"
-            ) from None
-        try:
-            report = await apply(
-                bank.store, channel_id, args.format, resolution, dry_run=args.dry_run
-            )
-        except ImportFileError as exc:
-            raise cli.CliError(f"{path}:{exc.line}: {exc.message}; nothing was imported") from None
-    for line in render(
-        report,
-        resolution,
-        channel=channel,
-        fmt=args.format,
-        dry_run=args.dry_run,
-        format_points=format_points,
-    ):
-        print(line)
-    return cli.EXIT_OK
-
-
 def render(
     report: ImportReport,
-    resolution: Resolution,
+    unknown: Sequence[SourceRow],
     *,
     channel: str,
     fmt: str,
     dry_run: bool,
-    format_points: Any,
+    format_points: Callable[[int], str] = format_points,
 ) -> list[str]:
     """The summary the operator reads: what changed (or would), what was skipped and why."""
     verb = "would import" if dry_run else "imported"
@@ -571,7 +490,6 @@ def render(
             f"{report.already_imported:,} viewers were already imported from {fmt} into"
             f" #{channel} before: left unchanged"
         )
-    unknown = resolution.unknown
     if unknown:
         shown = ", ".join(
             f"{r.login} (line {r.line})" if r.line else r.login for r in unknown[:MAX_ERRORS_SHOWN]
@@ -594,24 +512,3 @@ def render(
             f"note: these viewers already had points imported from another source: {shown}"
         )
     return lines
-
-
-async def helix_token_source(
-    config: Config, store: Store, session: aiohttp.ClientSession
-) -> TokenSource | None:
-    """A token for Helix lookups: the app token if there is a client secret, else the bot's."""
-    from loyaltybot.twitch.auth import AppToken, StaticToken
-    from loyaltybot.twitch.tokens import OAuthClient, UserToken, load_token
-
-    twitch = config.twitch
-    if twitch.client_secret is not None:
-        return AppToken(session, twitch.auth_url, twitch.client_id, twitch.client_secret)
-    if twitch.bot_token is not None:
-        return StaticToken(twitch.bot_token)
-    row = await store.read(lambda c: load_token(c, twitch.bot_login))
-    if row is None:
-        return None
-    oauth = OAuthClient(session, twitch.auth_url, twitch.client_id, None)
-    return UserToken(
-        oauth, row, name="the bot token", fix="run `loyaltybot auth` again", store=store
-    )

@@ -17,12 +17,12 @@ import sqlite3
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 
-from loyaltybot import ledger, viewers
-from loyaltybot.amounts import MAX_POINTS
-from loyaltybot.errors import BalanceTooHigh
-from loyaltybot.ledger import EntryType
-from loyaltybot.store import Tx
-from loyaltybot.viewers import Viewer
+from loyaltybot.db import Tx
+from loyaltybot.points import ledger, viewers
+from loyaltybot.points.amounts import MAX_POINTS
+from loyaltybot.points.errors import BalanceTooHigh
+from loyaltybot.points.ledger import EntryType
+from loyaltybot.points.viewers import Viewer
 
 COLUMNS = ("user_id", "username", "points", "watch_seconds", "messages")
 MAX_FILE_BYTES = 256 * 1024 * 1024

@@ -26,7 +26,7 @@ import aiosqlite
 import structlog
 
 from loyaltybot.clock import Clock, SystemClock, to_ms
-from loyaltybot.store import migrations
+from loyaltybot.db import migrations
 
 log = structlog.get_logger(__name__)
 
@@ -251,6 +251,16 @@ async def open_store(
         await writer.close()
         raise
     return Store(path, writer, reader, clock)
+
+
+def integrity_of(path: Path) -> str:
+    """SQLite's own check of a database file (a backup): "ok", or what is wrong."""
+    check = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    try:
+        (result,) = check.execute("PRAGMA integrity_check").fetchone()
+    finally:
+        check.close()
+    return str(result)
 
 
 def _configure(

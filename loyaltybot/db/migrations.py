@@ -1,4 +1,4 @@
-"""Numbered SQL migrations in loyaltybot/store/migrations/NNNN_name.sql.
+"""Numbered SQL migrations in loyaltybot/db/migrations/NNNN_name.sql.
 
 Each applies in its own transaction whose first statement records it, so two processes
 starting at once cannot apply one twice: the loser's INSERT fails and it rolls back.
@@ -11,7 +11,7 @@ import sqlite3
 from dataclasses import dataclass
 from importlib import resources
 
-from loyaltybot.errors import SchemaTooNew
+from loyaltybot.points.errors import SchemaTooNew
 
 _NAME = re.compile(r"(\d{4})_([a-z0-9_]+)\.sql")
 
@@ -25,7 +25,7 @@ class Migration:
 
 def available() -> list[Migration]:
     found = []
-    for entry in (resources.files("loyaltybot.store") / "migrations").iterdir():
+    for entry in (resources.files("loyaltybot.db") / "migrations").iterdir():
         match = _NAME.fullmatch(entry.name)
         if match:
             found.append(Migration(int(match[1]), match[2], entry.read_text("utf-8")))

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 import structlog
 
-from loyaltybot import viewers
-from loyaltybot.store import Store, Tx
-from loyaltybot.viewers import Viewer
+from loyaltybot.db import Store, Tx
+from loyaltybot.points import viewers
+from loyaltybot.points.viewers import Viewer
 
 log = structlog.get_logger(__name__)
 

@@ -28,7 +28,7 @@ from typing import Any
 import structlog
 
 from loyaltybot.clock import Clock, to_ms
-from loyaltybot.store import Store, Tx
+from loyaltybot.db import Store, Tx
 
 log = structlog.get_logger(__name__)
 

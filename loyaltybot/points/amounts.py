@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import re
 
-from loyaltybot.errors import InvalidAmount
+from loyaltybot.points.errors import InvalidAmount
 
 MAX_POINTS = 2**53 - 1
 

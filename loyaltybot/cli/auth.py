@@ -12,18 +12,22 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from loyaltybot.cli import EXIT_OK, EXIT_USAGE, CliError
+from loyaltybot.cli.common import EXIT_OK, EXIT_USAGE, CliError, config_of, opened_store
 from loyaltybot.clock import Clock, SystemClock, to_ms
-from loyaltybot.config import Config, find_config, load_config
-from loyaltybot.viewers import normalize_login
+from loyaltybot.config import Config
+from loyaltybot.points.viewers import normalize_login
 
 if TYPE_CHECKING:
-    from loyaltybot.twitch.tokens import DeviceCode, StoredToken
+    from loyaltybot.twitch.oauth import DeviceCode
+    from loyaltybot.twitch.token_store import StoredToken
+
+
+def arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--channel", help="authorise this channel's broadcaster instead of the bot")
 
 
 async def cmd_auth(args: argparse.Namespace) -> int:
-    config = load_config(find_config(args.config))
-    await authorize(config, args.channel)
+    await authorize(config_of(args), args.channel)
     return EXIT_OK
 
 
@@ -53,17 +57,15 @@ async def authorize(
     # to import.
     import aiohttp
 
-    from loyaltybot.store import open_store
-    from loyaltybot.twitch.tokens import (
+    from loyaltybot.twitch.oauth import (
         DeviceFlowDenied,
         DeviceFlowExpired,
         OAuthClient,
         OAuthError,
-        StoredToken,
         device_flow,
-        save_token,
-        scopes_for,
     )
+    from loyaltybot.twitch.token_store import StoredToken, save_token
+    from loyaltybot.twitch.tokens import scopes_for
 
     out = out or sys.stdout
     clock = clock or SystemClock()
@@ -133,15 +135,8 @@ async def authorize(
         refreshed_at=now,
         validated_at=now,
     )
-    store = await open_store(
-        config.database.path,
-        synchronous=config.database.synchronous,
-        busy_timeout_ms=config.database.busy_timeout_ms,
-    )
-    try:
+    async with opened_store(config) as store:
         await store.write(lambda tx: save_token(tx, token))
-    finally:
-        await store.close()
     print(
         f"Stored a token for {login} (user id {found.user_id}) in {config.database.path};"
         " loyaltybot refreshes it automatically.",

@@ -22,17 +22,17 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from loyaltybot import viewers
-from loyaltybot.amounts import MAX_POINTS, check_amount, clamp_credit
-from loyaltybot.errors import (
+from loyaltybot.db import Tx
+from loyaltybot.points import viewers
+from loyaltybot.points.amounts import MAX_POINTS, check_amount, clamp_credit
+from loyaltybot.points.errors import (
     AlreadyApplied,
     BalanceTooHigh,
     InsufficientPoints,
     SelfTransfer,
     UnknownViewer,
 )
-from loyaltybot.store import Tx
-from loyaltybot.viewers import Viewer
+from loyaltybot.points.viewers import Viewer
 
 
 class EntryType(enum.StrEnum):
@@ -647,6 +647,15 @@ def audit(conn: sqlite3.Connection, channel_id: int | None = None) -> list[Discr
                 )
             )
     return found
+
+
+def counts(conn: sqlite3.Connection, channel_id: int | None = None) -> tuple[int, int]:
+    """(viewers, channels with viewers), of one channel or all."""
+    where, args = ("WHERE channel_id = ?", (channel_id,)) if channel_id is not None else ("", ())
+    viewers_count, channels = conn.execute(
+        f"SELECT count(*), count(DISTINCT channel_id) FROM viewers {where}", args
+    ).fetchone()
+    return int(viewers_count), int(channels)
 
 
 def standings_rows(conn: sqlite3.Connection, channel_id: int) -> Iterable[tuple[str, str, int]]:
