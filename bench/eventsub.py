@@ -1,6 +1,6 @@
 """EventSub webhook throughput and latency over real HTTP on loopback.
 
-A server process runs the real webhook (``EventSubService`` on aiohttp, a real SQLite
+A server process runs the real webhook (``Webhook`` + ``Dispatcher`` on aiohttp, a real SQLite
 file, a grant_points reward) the way the daemon would; this process plays Twitch: it
 signs notifications ahead of time and POSTs them on keep-alive connections (a minimal
 HTTP/1.1 client, so the load generator takes little of the CPU it shares), then checks
@@ -48,9 +48,11 @@ async def serve(db_path: Path) -> None:
     from loyaltybot.clock import SystemClock
     from loyaltybot.config import RewardConfig
     from loyaltybot.db import open_store
+    from loyaltybot.eventsub.dispatch import Dispatcher
+    from loyaltybot.eventsub.events import RedemptionAdded
+    from loyaltybot.eventsub.webhook import Webhook
+    from loyaltybot.features.rewards.service import Rewards
     from loyaltybot.points.bank import Bank
-    from loyaltybot.rewards import Rewards
-    from loyaltybot.web.eventsub import EventSubService
 
     logs.configure("warning", "json")
     clock = SystemClock()
@@ -58,13 +60,15 @@ async def serve(db_path: Path) -> None:
     bank = Bank(store)
     await bank.ensure_channels(["alice"])
     config = RewardConfig.model_validate({"title": TITLE, "action": "grant_points", "amount": 1})
-    rewards = Rewards(bank, {"alice": [config]})
-    service = EventSubService(
-        bank=bank, rewards=rewards, secret=SECRET, channels=["alice"], clock=clock, path=PATH
+    rewards = Rewards(bank, store, {"alice": [config]})
+    dispatcher = Dispatcher(store=store, bank=bank, channels={"alice": None})
+    dispatcher.register(
+        {RedemptionAdded: lambda tx, routed: rewards.handle(tx, routed.channel, routed.event)}
     )
+    await dispatcher.start()
+    service = Webhook(dispatcher, secret=SECRET, clock=clock, path=PATH)
     app = web.Application()
     app.router.add_routes(service.routes())
-    await service.start()
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, "127.0.0.1", 0, backlog=1024)
@@ -73,7 +77,7 @@ async def serve(db_path: Path) -> None:
     print(port, flush=True)
     await asyncio.get_running_loop().run_in_executor(None, sys.stdin.read)  # until closed
     await runner.cleanup()
-    await service.close()
+    await dispatcher.close()
     await store.close()
     usage = resource.getrusage(resource.RUSAGE_SELF)
     print(usage.ru_utime + usage.ru_stime, flush=True)  # the parent reads the server's CPU
@@ -84,7 +88,7 @@ async def serve(db_path: Path) -> None:
 
 def build_requests(count: int, duplicates: float) -> tuple[list[tuple[dict[str, str], bytes]], int]:
     """Signed notifications; a share of them repeat an earlier message id exactly."""
-    from loyaltybot.twitch.eventsub import format_timestamp, sign
+    from loyaltybot.eventsub.events import format_timestamp, sign
 
     rng = random.Random(7)
     requests: list[tuple[dict[str, str], bytes]] = []

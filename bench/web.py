@@ -35,14 +35,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from loyaltybot.clock import SystemClock
 from loyaltybot.config import parse_config
-from loyaltybot.daemon import apply_channel_config
+from loyaltybot.daemon import apply_channel_config, web_app
 from loyaltybot.db import open_store
+from loyaltybot.features.wallet.feature import Wallet
 from loyaltybot.metrics import Metrics
 from loyaltybot.points.bank import Bank
 from loyaltybot.points.ledger import EarningRates, EntryType, Presence, TickPlan
 from loyaltybot.points.viewers import Viewer
 from loyaltybot.simulator import Simulator
-from loyaltybot.web.app import make_app, start_web
+from loyaltybot.web.app import start_web
 
 CHANNEL = "alice"
 TARGET_PAGE_MS = 50.0
@@ -256,10 +257,16 @@ async def main(args: argparse.Namespace) -> int:
         )
         store = await open_store(db_path, clock=SystemClock())
         bank = Bank(store)
-        await apply_channel_config(config, bank)
+        await apply_channel_config(config, bank, store)
         await populate(bank, args.viewers, args.ledger_rows)
-        app = await make_app(
-            bank=bank, config=config, store=store, health=lambda: True, metrics=Metrics()
+        app = await web_app(
+            config=config,
+            bank=bank,
+            store=store,
+            features=[Wallet(present=lambda channel: [])],
+            health=lambda: True,
+            metrics=Metrics(),
+            clock=SystemClock(),
         )
         server = await start_web(app, "127.0.0.1", 0)
         try:

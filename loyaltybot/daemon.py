@@ -1,8 +1,11 @@
 """The composition root: build every part from the config, run them on one loop, stop cleanly.
 
-No globals: each part gets what it needs here. Start-up happens in order inside an
+The only module that knows everyone: the core (``points``, ``db``, ``twitch``, config),
+the edges (``chat``, ``eventsub``, ``web``, ``cli``) and the list of features. No globals:
+each part gets what it needs here, by keyword. Start-up happens in order inside an
 ``AsyncExitStack`` so tear-down runs in reverse, also when start-up fails half way.
-Signals come from one table: SIGHUP reloads, SIGTERM and SIGINT stop.
+Signals come from one table: SIGHUP reloads (``apply(config)`` on every part), SIGTERM
+and SIGINT stop. Adding a feature is one line in ``_features``.
 """
 
 from __future__ import annotations
@@ -12,43 +15,54 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
 import aiohttp
 import structlog
+from aiohttp import web
 
-from loyaltybot import cli, cli_rewards, logs, settings
-from loyaltybot.chat.commands import CommandHandler
-from loyaltybot.chat.irc import ChatClient
+from loyaltybot import cli, logs, settings
+from loyaltybot.chat.client import ChatClient
 from loyaltybot.chat.message import ChatMessage
 from loyaltybot.chat.outbox import Outbox
+from loyaltybot.chat.registry import CommandHandler
 from loyaltybot.chat.replies import Reply
 from loyaltybot.cli import common as cli_common
 from loyaltybot.cli.common import CliCommand
 from loyaltybot.clock import Clock, SystemClock
 from loyaltybot.config import Config, ConfigError, load_config
-from loyaltybot.db import Store, open_store
-from loyaltybot.earning import Earning, PresenceTracker
+from loyaltybot.db import Store, jobs, open_store
+from loyaltybot.eventsub import subscriptions
+from loyaltybot.eventsub.dispatch import Dispatcher, EventSubStats
+from loyaltybot.eventsub.webhook import Webhook
+from loyaltybot.features import Feature
+from loyaltybot.features.bonuses.feature import Bonuses
+from loyaltybot.features.earning.feature import EarningFeature
+from loyaltybot.features.earning.presence import PresenceTracker
+from loyaltybot.features.earning.service import Earning
+from loyaltybot.features.rewards import cli as cli_rewards
+from loyaltybot.features.rewards.feature import RewardsFeature
+from loyaltybot.features.votes.feature import VotesFeature
+from loyaltybot.features.wallet.feature import Wallet
 from loyaltybot.metrics import Metrics
 from loyaltybot.points.bank import Bank
 from loyaltybot.points.ledger import TickApplied
 from loyaltybot.points.viewers import Viewer
-from loyaltybot.rewards import Rewards, votes_chat_command
 from loyaltybot.systemd import Notifier
-from loyaltybot.twitch import subscriptions
 from loyaltybot.twitch.clients import TwitchClients
 from loyaltybot.twitch.helix import HelixError
 from loyaltybot.twitch.oauth import TokenError
 from loyaltybot.twitch.tokens import Tokens
-from loyaltybot.web.app import WebServer, make_app, reload_config, start_web
-from loyaltybot.web.eventsub import EventSubService
+from loyaltybot.web.app import WebServer, make_app, start_web
 
 log = structlog.get_logger(__name__)
 
 STOP_GRACE_SECONDS = 8.0  # SPEC §8: stop within 10 s
+HOUSEKEEPING_SECONDS = 3600.0
+DEAD_JOB_RETENTION_MS = 30 * 24 * 3600 * 1000  # failed jobs kept a month for the operator
 
 
 class StartupError(Exception):
@@ -71,18 +85,18 @@ def secrets_of(config: Config) -> list[str]:
     return found
 
 
-async def apply_channel_config(config: Config, bank: Bank) -> None:
+async def apply_channel_config(config: Config, bank: Bank, store: Store) -> None:
     """Make the database agree with the file: channels exist, file-owned settings applied."""
     await bank.ensure_channels(config.channels)
     for login, channel in config.channels.items():
         channel_id = bank.channel_id(login)
-        await bank.store.write(
+        await store.write(
             partial(settings.apply_file, channel_id=channel_id, from_file=channel.file_settings)
         )
         bank.set_excluded(login, {*channel.ignored_users, login, config.twitch.bot_login})
 
 
-@dataclass
+@dataclass(kw_only=True)
 class Daemon:
     """The running parts: what the signal handlers, /healthz and the tests reach."""
 
@@ -91,19 +105,18 @@ class Daemon:
     store: Store
     bank: Bank
     live_settings: settings.LiveSettings
-    tracker: PresenceTracker
-    earning: Earning
-    chat: ChatClient
-    outbox: Outbox
     tokens: Tokens
     clients: TwitchClients
     metrics: Metrics
     notifier: Notifier
+    chat: ChatClient
+    outbox: Outbox
+    dispatcher: Dispatcher
+    eventsub: Webhook | None  # the webhook transport, when the config gives it a secret
     web: WebServer
-    app: Any
-    rewards: Rewards
-    eventsub: EventSubService | None
-    session: aiohttp.ClientSession
+    features: Sequence[Feature]
+    earning: Earning
+    tracker: PresenceTracker
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reloads: int = 0
     background: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -114,8 +127,13 @@ class Daemon:
         self.background.add(task)
         task.add_done_callback(self.background.discard)
 
+    @property
+    def web_url(self) -> str:
+        return self.web.url
+
     async def ensure_subscriptions(self) -> None:
-        """Create the EventSub subscriptions the channels need (app token); log what fails."""
+        """Create the webhook subscriptions the channels need (app token); log what fails.
+        Then tell the features each channel's Twitch id."""
         config = self.config
         twitch, web = config.twitch, config.web
         if self.eventsub is None or not web.public_url or web.eventsub_secret is None:
@@ -130,7 +148,7 @@ class Daemon:
             return
         try:
             ids = await subscriptions.resolve_broadcasters(app_helix, config.channels)
-            await self.eventsub.set_broadcaster_ids(ids)
+            await self.dispatcher.set_broadcaster_ids(ids)
             report = await subscriptions.ensure_subscriptions(
                 app_helix,
                 callback=subscriptions.callback_url(web.public_url, web.eventsub_path),
@@ -142,15 +160,8 @@ class Daemon:
             return
         for line in subscriptions.describe(report):
             log.warning("eventsub_subscription_failed", detail=line)
-        for channel, broadcaster_id in ids.items():
-            helix = self.clients.broadcaster(channel)
-            if helix is not None:
-                with contextlib.suppress(HelixError):
-                    await self.rewards.refresh_owned(channel, helix, broadcaster_id)
-
-    @property
-    def web_url(self) -> str:
-        return self.web.url
+        for feature in self.features:
+            await feature.broadcasters_known(ids)
 
     async def reload(self) -> bool:
         """SIGHUP: validate the file again; apply it if valid, else keep running on the old.
@@ -181,27 +192,36 @@ class Daemon:
             log.warning("config_reload_needs_restart", keys=restart_needed)
         logs.REDACTOR.add(*secrets_of(new))
         logs.set_level(new.log.level)
-        await apply_channel_config(new, self.bank)
+        await apply_channel_config(new, self.bank, self.store)
+        for channel in set(self.config.channels) - set(new.channels):
+            self.live_settings.forget(channel)
         self.live_settings.set_file_values(new.settings_from_file)
         await self.live_settings.refresh(new.channels)
         await self.tokens.reload(new)
         self.clients.reload(new)
-        for channel in set(self.config.channels) - set(new.channels):
-            self.live_settings.forget(channel)
         await self.chat.set_channels(new.channels)
-        await self.earning.set_channels(new.channels)
-        for login in new.channels:
-            self.tracker.set_excluded(login, self.bank.excluded(login))
-        reload_config(self.app, new)
-        self.rewards.update({c: cfg.rewards for c, cfg in new.channels.items()})
-        if self.eventsub is not None:
-            self.eventsub.update(channels=new.channels, secret=new.web.eventsub_secret)
+        self.web.reload(new)
+        self.dispatcher.set_channels(new.channels)
+        if self.eventsub is not None and new.web.eventsub_secret is not None:
+            self.eventsub.set_secret(new.web.eventsub_secret)
+        for feature in self.features:
+            await feature.apply(new)
         self.config = new
         self.spawn(self.ensure_subscriptions(), "eventsub-subscriptions")
         self.reloads += 1
         log.info("config_reloaded", channels=sorted(new.channels))
         self.notifier.ready(f"serving {len(new.channels)} channel(s)")
         return True
+
+    async def housekeeping(self) -> None:
+        """Hourly: forget old EventSub message ids and long-dead jobs."""
+        while True:
+            try:
+                await self.dispatcher.prune()
+                await self.store.write(lambda tx: jobs.prune(tx, DEAD_JOB_RETENTION_MS))
+            except Exception:
+                log.exception("housekeeping_failed")
+            await asyncio.sleep(HOUSEKEEPING_SECONDS)
 
 
 async def run(
@@ -228,6 +248,7 @@ async def run(
             stack.push_async_callback(_cancel_all, daemon.background)
             _handle_signals(daemon, stack)
             daemon.spawn(daemon.ensure_subscriptions(), "eventsub-subscriptions")
+            daemon.spawn(daemon.housekeeping(), "housekeeping")
             log.info("daemon_ready", channels=sorted(config.channels), web=daemon.web_url)
             notifier.ready(f"serving {len(config.channels)} channel(s)")
             if started is not None:
@@ -285,7 +306,7 @@ async def _start(
         raise StartupError(f"cannot open {config.database.path}: {exc}") from None
     stack.push_async_callback(store.close)
     bank = Bank(store)
-    await apply_channel_config(config, bank)
+    await apply_channel_config(config, bank, store)
 
     session = aiohttp.ClientSession()
     stack.push_async_callback(session.close)
@@ -304,10 +325,42 @@ async def _start(
     clients = TwitchClients(config, session, tokens, clock=clock)
     helix = clients.bot()
     metrics = Metrics()
-
     live_settings = settings.LiveSettings(store, bank.channel_id, config.settings_from_file)
     await live_settings.refresh(config.channels)
+
+    # ---- chat: the outbox queues replies; the client made below sends them ---------------
+    def replied(channel: str, outcome: str) -> None:
+        if outcome == "sent":
+            metrics.chat_replies_sent.labels(channel).inc()
+        else:
+            metrics.chat_replies_dropped.labels(channel, outcome).inc()
+
+    outbox = Outbox(None, clock, observer=replied)
+
+    async def say(channel: str, text: str) -> bool:
+        """A line the bot says on its own (not a reply), within the send limits."""
+        return outbox.submit(Reply(channel, text, None, clock.monotonic()))
+
+    # ---- first sight and presence -----------------------------------------------------
     tracker = PresenceTracker()
+    first_sight = bank.first_sight
+
+    async def lookup(logins: Sequence[str]) -> list[Viewer]:
+        return [Viewer(u.id, u.login, u.display_name) for u in await helix.get_users(logins=logins)]
+
+    first_sight.set_lookup(lookup)
+    first_sight.add_listener(tracker.learn_viewers)
+    stack.push_async_callback(first_sight.close)  # before the store closes
+    _count_first_sight(metrics, bank)
+
+    def seen(message: ChatMessage) -> None:
+        tracker.message(message.channel, message.sender, subscriber=message.roles.subscriber)
+        first_sight.see(message.channel, message.sender)
+
+    def membership(channel: str, login: str, joined: bool) -> None:
+        (tracker.join if joined else tracker.part)(channel, login)
+        if joined:
+            first_sight.see_login(channel, login)
 
     def ticked(channel: str, applied: TickApplied) -> None:
         metrics.earning_ticks.labels(channel).inc()
@@ -324,55 +377,28 @@ async def _start(
         on_tick=ticked,
         broadcaster_helix=clients.broadcaster,
     )
-    rewards = Rewards(bank, {c: cfg.rewards for c, cfg in config.channels.items()})
+
+    # ---- the features -------------------------------------------------------------------
+    features = _features(
+        config=config,
+        bank=bank,
+        store=store,
+        session=session,
+        clients=clients,
+        earning=earning,
+        tracker=tracker,
+        say=say,
+    )
     handler = CommandHandler(
         bank,
         settings_for=live_settings.get,
-        presence=earning,
         clock=clock,
         bot_login=twitch.bot_login,
-        titles=rewards,
+        commands=[command for feature in features for command in feature.commands()],
     )
-    handler.register(votes_chat_command(rewards))
-
-    def replied(channel: str, outcome: str) -> None:
-        if outcome == "sent":
-            metrics.chat_replies_sent.labels(channel).inc()
-        else:
-            metrics.chat_replies_dropped.labels(channel, outcome).inc()
-
-    chat_box: list[ChatClient] = []
-
-    async def send(channel: str, text: str, reply_to: str | None) -> None:
-        await chat_box[0].send(channel, text, reply_to)
-
-    first_sight = bank.first_sight
-
-    async def lookup(logins: Sequence[str]) -> list[Viewer]:
-        return [Viewer(u.id, u.login, u.display_name) for u in await helix.get_users(logins=logins)]
-
-    first_sight.set_lookup(lookup)
-    first_sight.add_listener(tracker.learn_viewers)
-    stack.push_async_callback(first_sight.close)  # before the store closes
-    stats = first_sight.stats
-    metrics.add_counter_source(
-        "loyaltybot_first_sight",
-        "Viewers first seen and written (viewers), in how many transactions (writes)",
-        ("what",),
-        lambda: [(("viewers",), stats.viewers), (("writes",), stats.writes),
-                 (("lookups",), stats.lookups), (("failures",), stats.failures)],
-    )
-
-    def seen(message: ChatMessage) -> None:
-        tracker.message(message.channel, message.sender, subscriber=message.roles.subscriber)
-        first_sight.see(message.channel, message.sender)
-
-    def membership(channel: str, login: str, joined: bool) -> None:
-        (tracker.join if joined else tracker.part)(channel, login)
-        if joined:
-            first_sight.see_login(channel, login)
-
-    outbox = Outbox(send, clock, observer=replied)
+    for feature in features:
+        for renderer in feature.error_renderers():
+            handler.add_renderer(renderer)
     chat = ChatClient(
         irc_url=twitch.irc_url,
         token=await bot.token(),
@@ -384,77 +410,132 @@ async def _start(
         on_message=seen,
         on_membership=membership,
     )
-    chat_box.append(chat)
-    bot.on_change(chat.set_token)  # a refreshed token is used by the next reconnection
+
+    dispatcher = Dispatcher(store=store, bank=bank, channels=config.channels)
+    for feature in features:
+        dispatcher.register(feature.eventsub())
+    await dispatcher.start()
+    stack.push_async_callback(dispatcher.close)  # after the web server has stopped
+    _count_eventsub(metrics, dispatcher.stats)
+
+    worker = jobs.Worker(store, clock, {k: v for f in features for k, v in f.jobs().items()})
+    worker.start()
+    stack.push_async_callback(worker.close)  # unfinished jobs stay pending for the next start
+
+    # ---- the web ------------------------------------------------------------------------
     metrics.add_gauge_source(
         "loyaltybot_chat_connected_now",
         "1 while chat is connected",
         (),
         lambda: [((), 1.0 if chat.connected else 0.0)],
     )
-
-    app = await make_app(
-        bank=bank,
+    app = await web_app(
         config=config,
+        bank=bank,
         store=store,
+        features=features,
         health=lambda: chat.connected,
         metrics=metrics,
-        hooks=rewards,
         clock=clock,
         http=session,
     )
-    eventsub = _eventsub(config, bank, rewards, clients, session, clock, outbox, earning, metrics)
-    if eventsub is not None:
-        app.router.add_routes(eventsub.routes())
-        await eventsub.start()  # resumes work a previous run left pending
-        stack.push_async_callback(eventsub.close)  # runs after the web server has stopped
+    webhook = _webhook(config, dispatcher, clock)
+    if webhook is not None:
+        app.router.add_routes(webhook.routes())
     try:
         web_server = await start_web(app, config.web.host, config.web.port)
     except OSError as exc:
         raise StartupError(f"cannot listen on {config.web.listen}: {exc.strerror}") from None
     stack.push_async_callback(web_server.close)
 
-    outbox.start()
+    outbox.start(chat.send)
     stack.push_async_callback(outbox.close)
     await chat.start()
+    bot.on_change(chat.set_token)  # a refreshed token is used by the next reconnection
     stack.push_async_callback(chat.close)
-    await earning.start(config.channels)
-    stack.push_async_callback(earning.close)  # runs first at stop: flushes what is in memory
+    for feature in features:
+        await feature.start()
+        stack.push_async_callback(feature.close)  # earning's runs first: it flushes memory
     return Daemon(
-        config,
-        clock,
-        store,
-        bank,
-        live_settings,
-        tracker,
-        earning,
-        chat,
-        outbox,
-        tokens,
-        clients,
-        metrics,
-        notifier,
-        web_server,
-        app,
-        rewards,
-        eventsub,
-        session,
-        stop,
+        config=config,
+        clock=clock,
+        store=store,
+        bank=bank,
+        live_settings=live_settings,
+        tokens=tokens,
+        clients=clients,
+        metrics=metrics,
+        notifier=notifier,
+        chat=chat,
+        outbox=outbox,
+        dispatcher=dispatcher,
+        eventsub=webhook,
+        web=web_server,
+        features=features,
+        earning=earning,
+        tracker=tracker,
+        stop=stop,
     )
 
 
-def _eventsub(
+async def web_app(
+    *,
     config: Config,
     bank: Bank,
-    rewards: Rewards,
-    clients: TwitchClients,
-    session: aiohttp.ClientSession,
-    clock: Clock,
-    outbox: Outbox,
-    earning: Earning,
+    store: Store,
+    features: Sequence[Feature],
+    health: Callable[[], bool],
     metrics: Metrics,
-) -> EventSubService | None:
-    """The webhook, when the config gives Twitch a secret to sign with."""
+    clock: Clock,
+    http: aiohttp.ClientSession | None = None,
+) -> web.Application:
+    """The web edge with every feature's routes, tabs, overview figures and templates."""
+    return await make_app(
+        bank=bank,
+        config=config,
+        store=store,
+        health=health,
+        metrics=metrics,
+        clock=clock,
+        http=http,
+        routes=[route for feature in features for route in feature.routes()],
+        nav=[(link.path, link.label) for feature in features for link in feature.nav()],
+        stats=[feature.stats for feature in features],
+        templates=[folder for feature in features for folder in feature.templates()],
+    )
+
+
+def _features(
+    *,
+    config: Config,
+    bank: Bank,
+    store: Store,
+    session: aiohttp.ClientSession,
+    clients: TwitchClients,
+    earning: Earning,
+    tracker: PresenceTracker,
+    say: Callable[[str, str], Awaitable[bool]],
+) -> list[Feature]:
+    """Every feature, in the order their tabs and commands appear. One line each."""
+    rewards = RewardsFeature(
+        config=config,
+        bank=bank,
+        store=store,
+        session=session,
+        chat=say,
+        helix_for=clients.broadcaster,
+    )
+    return [
+        Wallet(present=earning.present, badges=[rewards.title_badge]),
+        EarningFeature(earning, tracker, config),
+        Bonuses(),
+        rewards,
+        VotesFeature(bank=bank, store=store),
+    ]
+
+
+def _webhook(config: Config, dispatcher: Dispatcher, clock: Clock) -> Webhook | None:
+    """The webhook transport, when the config gives Twitch a secret to sign with."""
     if config.web.eventsub_secret is None:
         log.info("eventsub_disabled", reason="no web.eventsub_secret")
         return None
@@ -466,23 +547,15 @@ def _eventsub(
             public_url=config.web.public_url,
             note="Twitch only calls https on port 443; fine behind a TLS proxy or in tests",
         )
-
-    async def chat_send(channel: str, text: str) -> bool:
-        return outbox.submit(Reply(channel, text, None, clock.monotonic()))
-
-    service = EventSubService(
-        bank=bank,
-        rewards=rewards,
+    return Webhook(
+        dispatcher,
         secret=config.web.eventsub_secret,
-        channels=config.channels,
         clock=clock,
         path=config.web.eventsub_path,
-        session=session,
-        chat=chat_send,
-        helix_for=clients.broadcaster,
     )
-    service.add_live_listener(earning.set_live)
-    stats = service.stats
+
+
+def _count_eventsub(metrics: Metrics, stats: EventSubStats) -> None:
     metrics.add_counter_source(
         "loyaltybot_eventsub_messages",
         "EventSub webhook messages by outcome",
@@ -496,7 +569,21 @@ def _eventsub(
             (("rejected",), sum(stats.rejected.values())),
         ],
     )
-    return service
+
+
+def _count_first_sight(metrics: Metrics, bank: Bank) -> None:
+    stats = bank.first_sight.stats
+    metrics.add_counter_source(
+        "loyaltybot_first_sight",
+        "Viewers first seen and written (viewers), in how many transactions (writes)",
+        ("what",),
+        lambda: [
+            (("viewers",), stats.viewers),
+            (("writes",), stats.writes),
+            (("lookups",), stats.lookups),
+            (("failures",), stats.failures),
+        ],
+    )
 
 
 async def _cancel_all(tasks: set[asyncio.Task[Any]]) -> None:

@@ -20,14 +20,22 @@ import aiohttp
 from aiohttp import web
 
 from loyaltybot.clock import FakeClock
-from loyaltybot.config import RewardConfig, Secret
-from loyaltybot.db import Store, open_store
+from loyaltybot.config import Config, RewardConfig, Secret, parse_config
+from loyaltybot.daemon import DEAD_JOB_RETENTION_MS
+from loyaltybot.db import Store, jobs, open_store
+from loyaltybot.eventsub.dispatch import Dispatcher
+from loyaltybot.eventsub.events import format_timestamp, sign
+from loyaltybot.eventsub.webhook import Webhook
+from loyaltybot.features.bonuses.feature import Bonuses
+from loyaltybot.features.earning.feature import EarningFeature
+from loyaltybot.features.earning.presence import PresenceTracker
+from loyaltybot.features.rewards import service as rewards_service
+from loyaltybot.features.rewards.feature import RewardsFeature
+from loyaltybot.features.rewards.service import Rewards
+from loyaltybot.features.votes.service import Votes
 from loyaltybot.points.bank import Bank
-from loyaltybot.rewards import Rewards
-from loyaltybot.twitch.eventsub import format_timestamp, sign
 from loyaltybot.twitch.helix import Helix
 from loyaltybot.twitch.oauth import StaticToken
-from loyaltybot.web.eventsub import EventSubService
 
 SECRET = "s3cret-for-tests-0123"
 CHANNEL = "alice"
@@ -366,7 +374,11 @@ class Harness:
     store: Store | None = None
     bank: Bank | None = None
     rewards: Rewards | None = None
-    service: EventSubService | None = None
+    votes: Votes | None = None
+    service: Webhook | None = None
+    dispatcher: Dispatcher | None = None
+    stream: EarningFeature | None = None
+    worker: jobs.Worker | None = None
     url: str = ""
     live: list[tuple[str, bool]] = field(default_factory=list)
     _runner: web.AppRunner | None = None
@@ -377,7 +389,6 @@ class Harness:
         self.store = await open_store(self.db_path, clock=self.clock)
         self.bank = Bank(self.store)
         await self.bank.ensure_channels([CHANNEL, "bob_tv"])
-        self.rewards = Rewards(self.bank, self.rewards_config)
         session = self._session
 
         def helix_for(channel: str) -> Helix:
@@ -389,35 +400,56 @@ class Harness:
                 attempts=1,
             )
 
-        self.service = EventSubService(
+        rewards = RewardsFeature(
+            config=_config(),
             bank=self.bank,
-            rewards=self.rewards,
-            secret=SECRET,
-            channels=[CHANNEL, "bob_tv"],
-            clock=self.clock,
-            path=PATH,
+            store=self.store,
             session=session,
             chat=self.chat,
             helix_for=helix_for,
-            backoff=self.backoff,
         )
-        self.service.add_live_listener(lambda channel, live: self.live.append((channel, live)))
+        self.rewards = rewards.rewards
+        self.rewards.update(self.rewards_config)
+        self.votes = Votes(self.bank, self.store)
+        self.stream = live = EarningFeature(
+            _LiveRecorder(self.live),  # type: ignore[arg-type]
+            PresenceTracker(),
+            _config(),
+        )
+        self.dispatcher = Dispatcher(store=self.store, bank=self.bank, channels=[CHANNEL, "bob_tv"])
+        for feature in (rewards, Bonuses(), live):
+            self.dispatcher.register(feature.eventsub())
+        await self.dispatcher.start()
+        self.service = Webhook(self.dispatcher, secret=SECRET, clock=self.clock, path=PATH)
+        self.worker = jobs.Worker(
+            self.store, self.clock, rewards.jobs(), concurrency=8, backoff=self.backoff
+        )
+        self.worker.start()
         app = web.Application()
         app.router.add_routes(self.service.routes())
-        await self.service.start()
         self._runner, base = await serve(app)
         self.url = base + PATH
 
     async def stop(self) -> None:
         if self._runner is not None:
             await self._runner.cleanup()
-        if self.service is not None:
-            await self.service.close()
+        if self.dispatcher is not None:
+            await self.dispatcher.close()
+        if self.worker is not None:
+            await self.worker.close(5.0)
         if self.store is not None:
             await self.store.close()
         if self._session is not None:
             await self._session.close()
         self._runner = self.service = self.store = self.bank = self._session = None
+        self.dispatcher = self.worker = None
+
+    async def prune(self) -> None:
+        """What the daemon's housekeeping and the rewards' pruner do every hour."""
+        assert self.dispatcher is not None and self.store is not None
+        await self.dispatcher.prune()
+        await self.store.write(rewards_service.prune)
+        await self.store.write(lambda tx: jobs.prune(tx, DEAD_JOB_RETENTION_MS))
 
     async def restart(self) -> None:
         """A new process on the same database file, as far as this part can tell."""
@@ -463,10 +495,9 @@ class Harness:
 
     async def settle(self) -> None:
         """Until the worker has nothing due and nothing running."""
-        assert self.service is not None
-        assert self.service.worker is not None
+        assert self.worker is not None
         async with asyncio.timeout(15):
-            await self.service.worker.wait_idle()
+            await self.worker.wait_idle()
 
     # -- looking
 
@@ -506,3 +537,24 @@ def reward(title: str, action: str, **fields: Any) -> RewardConfig:
 
 
 MakeHarness = Callable[..., Awaitable[Harness]]
+
+
+class _LiveRecorder:
+    """Stands in for the earning loops: records what the stream state became."""
+
+    def __init__(self, live: list[tuple[str, bool]]) -> None:
+        self._live = live
+
+    def set_live(self, channel: str, live: bool) -> None:
+        self._live.append((channel, live))
+
+
+def _config() -> Config:
+    """The two channels the harness serves (their rewards are set on the service)."""
+    return parse_config(
+        {
+            "twitch": {"client_id": CLIENT_ID, "bot_login": "mybot"},
+            "channels": {CHANNEL: {}, "bob_tv": {}},
+        },
+        Path("config.toml"),
+    )

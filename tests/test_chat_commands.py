@@ -11,11 +11,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
-from loyaltybot.chat.commands import Command, CommandContext, CommandHandler
 from loyaltybot.chat.message import ChatMessage, Roles
+from loyaltybot.chat.registry import Command, CommandContext, CommandHandler
 from loyaltybot.chat.replies import APOLOGY, MAX_REPLY_CHARS, Reply
 from loyaltybot.clock import FakeClock
 from loyaltybot.db import Store, Tx
+from loyaltybot.features.wallet.commands import WalletCommands
 from loyaltybot.points.amounts import MAX_POINTS
 from loyaltybot.points.bank import Bank
 from loyaltybot.points.errors import UnknownChannel
@@ -48,8 +49,10 @@ class Titles:
     def __init__(self) -> None:
         self.titles: dict[tuple[str, str], str] = {}
 
-    def title_of(self, channel: str, user_id: str) -> str | None:
-        return self.titles.get((channel, user_id))
+    async def badge(self, channel: str, user_id: str) -> str | None:
+        """What ``!points`` adds: the title, as the rewards feature words it."""
+        title = self.titles.get((channel, user_id))
+        return f"title: {title}" if title else None
 
 
 class Chat:
@@ -123,10 +126,9 @@ def handler(
     return CommandHandler(
         bank,
         settings_for=settings_for,
-        presence=presence,
         clock=clock,
         bot_login=BOT,
-        titles=titles,
+        commands=WalletCommands(presence.present, [titles.badge]).commands(),
     )
 
 

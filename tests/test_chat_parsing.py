@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import pytest
 
-from loyaltybot.chat.commands import Invocation, parse_invocation, parse_login
 from loyaltybot.chat.cooldowns import Cooldowns
 from loyaltybot.chat.message import (
     ChatMessage,
@@ -16,6 +15,7 @@ from loyaltybot.chat.message import (
     unescape_tag_value,
 )
 from loyaltybot.chat.outbox import BotRole
+from loyaltybot.chat.registry import Invocation, parse_invocation, parse_login
 from loyaltybot.chat.replies import (
     APOLOGY,
     GiveTooLarge,

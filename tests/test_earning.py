@@ -8,7 +8,7 @@ from typing import Any
 
 from loyaltybot.clock import SystemClock
 from loyaltybot.db import Store
-from loyaltybot.earning import (
+from loyaltybot.features.earning.service import (
     Earning,
     PresenceTracker,
     first_due,
@@ -66,7 +66,11 @@ async def run_earning(
     await bank.ensure_channels([CHANNEL])
     tracker = PresenceTracker()
     earning = Earning(
-        bank, tracker, SystemClock(), settings_reader(bank, lambda c: file_settings), max_sleep=0.05
+        bank,
+        tracker,
+        SystemClock(),
+        settings_reader(bank.store, bank.channel_id, lambda c: file_settings),
+        max_sleep=0.05,
     )
     await earning.start([CHANNEL])
     earning.set_live(CHANNEL, live)
@@ -187,7 +191,9 @@ async def test_present_is_the_chat_layers_presence_source(bank: Bank) -> None:
     """`!addpoints all` sees everyone present: chatters, active and resolved JOINs."""
     await bank.ensure_channels([CHANNEL])
     tracker = PresenceTracker()
-    earning = Earning(bank, tracker, SystemClock(), settings_reader(bank, lambda c: FAST))
+    earning = Earning(
+        bank, tracker, SystemClock(), settings_reader(bank.store, bank.channel_id, lambda c: FAST)
+    )
     tracker.message(CHANNEL, viewer(1), subscriber=False)
     tracker.join(CHANNEL, "user2")
     tracker.learn(CHANNEL, {"1002": "user2"})

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from loyaltybot import events, settings
+from loyaltybot import settings
+from loyaltybot.eventsub.events import Cheer, Follow, Raid, Subscribe, SubscriptionGift, User
+from loyaltybot.features.bonuses import rules as bonus_rules
 from loyaltybot.points.amounts import MAX_POINTS
 from loyaltybot.settings import ChannelSettings
-from loyaltybot.twitch.eventsub import Cheer, Follow, Raid, Subscribe, SubscriptionGift, User
 from tests.conftest import viewer
 from tests.eventsub_support import (
     CHANNEL,
@@ -163,20 +164,20 @@ def test_plan_bonus_rules() -> None:
         raid_bonus=9,
     )
     alice, bob = User("1", "alice", "Alice"), User("2", "bob", "Bob")
-    assert events.plan_bonus(Follow(alice, bob), rules) == events.BonusPlan(
+    assert bonus_rules.plan_bonus(Follow(alice, bob), rules) == bonus_rules.BonusPlan(
         "follow", bob, 1, "follow"
     )
-    sub = events.plan_bonus(Subscribe(alice, bob, 2, False), rules)
+    sub = bonus_rules.plan_bonus(Subscribe(alice, bob, 2, False), rules)
     assert sub is not None
     assert sub.amount == 20
-    assert events.plan_bonus(Subscribe(alice, bob, 2, True), rules) is None
-    gift = events.plan_bonus(SubscriptionGift(alice, bob, 3, 1), rules)
+    assert bonus_rules.plan_bonus(Subscribe(alice, bob, 2, True), rules) is None
+    gift = bonus_rules.plan_bonus(SubscriptionGift(alice, bob, 3, 1), rules)
     assert gift is not None
     assert gift.amount == MAX_POINTS
-    cheer = events.plan_bonus(Cheer(alice, None, 1000), rules)
+    cheer = bonus_rules.plan_bonus(Cheer(alice, None, 1000), rules)
     assert cheer is not None
     assert (cheer.user, cheer.amount) == (None, 30)
-    assert events.plan_bonus(Raid(alice, alice, 5), rules) is None
-    raid = events.plan_bonus(Raid(alice, bob, 5), rules)
+    assert bonus_rules.plan_bonus(Raid(alice, alice, 5), rules) is None
+    raid = bonus_rules.plan_bonus(Raid(alice, bob, 5), rules)
     assert raid is not None
     assert (raid.user, raid.amount) == (bob, 9)

@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from loyaltybot.twitch import eventsub
-from loyaltybot.twitch.eventsub import (
+from loyaltybot.eventsub import events as eventsub
+from loyaltybot.eventsub.events import (
     Challenge,
     Cheer,
     Follow,

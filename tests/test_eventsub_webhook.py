@@ -14,9 +14,9 @@ from structlog.testing import capture_logs
 from loyaltybot.clock import FakeClock
 from loyaltybot.config import Secret
 from loyaltybot.db import jobs, open_store
+from loyaltybot.eventsub import subscriptions
+from loyaltybot.eventsub.events import format_timestamp
 from loyaltybot.points.bank import Bank
-from loyaltybot.twitch import subscriptions
-from loyaltybot.twitch.eventsub import format_timestamp
 from loyaltybot.twitch.helix import Helix
 from loyaltybot.twitch.oauth import AppToken
 from tests.eventsub_support import (
@@ -97,7 +97,7 @@ async def test_forged_stale_future_malformed_and_oversized_requests_change_nothi
 
     assert await harness.snapshot() == before
     assert harness.service is not None
-    assert harness.service.stats.rejected == {403: 5, 400: 5, 413: 1}
+    assert harness.dispatcher.stats.rejected == {403: 5, 400: 5, 413: 1}
 
 
 async def test_oversized_body_without_content_length_is_refused(make_harness: MakeHarness) -> None:
@@ -144,7 +144,7 @@ async def test_a_redemption_delivered_five_times_and_after_a_restart_has_one_eff
     assert rows == [(100, "reward", f"redemption:{event['id']}")]
     assert harness.helix.status_updates() == [(event["id"], "FULFILLED")]
     assert harness.service is not None
-    assert harness.service.stats.duplicates == 1
+    assert harness.dispatcher.stats.duplicates == 1
 
 
 async def test_revocation_is_logged_and_keeps_state(make_harness: MakeHarness) -> None:
@@ -174,7 +174,7 @@ async def test_revocation_is_logged_and_keeps_state(make_harness: MakeHarness) -
         "channel.follow",
     )
     assert harness.service is not None
-    assert list(harness.service.revoked) == ["f1c2a387-161a-49f9-a165-0f21d7a4e1c4"]
+    assert list(harness.dispatcher.revoked) == ["f1c2a387-161a-49f9-a165-0f21d7a4e1c4"]
     after = await harness.snapshot()
     assert after[:2] == before[:2]
     assert after[3:] == before[3:]
@@ -191,7 +191,7 @@ async def test_stream_state_drives_the_live_listener(make_harness: MakeHarness) 
     assert await harness.send("stream.online", online, message_id="on-0", age=60) == 204  # older
     assert harness.live == [(CHANNEL, True), (CHANNEL, False)]
     assert harness.service is not None
-    assert harness.service.live(CHANNEL) is False
+    assert harness.stream.live(CHANNEL) is False
     [(twitch_id,)] = await harness.query("SELECT twitch_id FROM channels WHERE login = ?", CHANNEL)
     assert twitch_id == BROADCASTER_ID  # learned from the first event
 
@@ -236,8 +236,8 @@ async def test_pending_work_survives_a_restart(make_harness: MakeHarness) -> Non
     await harness.restart()
     harness.clock.advance(3601)
     assert harness.service is not None
-    assert harness.service.worker is not None
-    harness.service.worker.wake()
+    assert harness.worker is not None
+    harness.worker.wake()
     await harness.settle()
     assert harness.helix.status_updates() == [(redemption_id, "FULFILLED")] * 2  # 503, then ok
     assert await harness.query("SELECT count(*) FROM pending_work") == [(0,)]
@@ -359,7 +359,7 @@ async def test_broadcaster_ids_are_kept(make_harness: MakeHarness) -> None:
     """Ids given by the daemon are stored and route events after a restart."""
     harness = await make_harness([GRANT])
     assert harness.service is not None
-    await harness.service.set_broadcaster_ids({CHANNEL: "4242"})
+    await harness.dispatcher.set_broadcaster_ids({CHANNEL: "4242"})
     await harness.restart()
     event = redemption(1, "Buy 100")
     event.update(broadcaster("renamed_alice", "4242"))  # the login no longer matches
@@ -453,12 +453,12 @@ async def test_pruning_forgets_only_what_can_no_longer_matter(make_harness: Make
     assert await harness.send(REDEEM, redemption(2, "Hi"), message_id="new") == 204
     await harness.settle()
     assert harness.service is not None
-    await harness.service.prune()
+    await harness.prune()
     assert await harness.query("SELECT event_id FROM processed_events") == [("new",)]
     assert await harness.query("SELECT user_id FROM reward_cooldowns") == [("1002",)]
     assert await harness.query("SELECT count(*) FROM pending_work") == [(1,)]  # 8 days old
     harness.clock.advance(31 * 24 * 3600)
-    await harness.service.prune()
+    await harness.prune()
     assert await harness.query("SELECT count(*) FROM pending_work") == [(0,)]
     assert await harness.send(REDEEM, event, message_id="old", age=8 * 24 * 3600) == 403
     assert await harness.balance(1) == 1

@@ -10,19 +10,22 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from loyaltybot import cli_rewards, rewards
-from loyaltybot.chat.commands import CommandHandler
 from loyaltybot.chat.message import ChatMessage, Roles
+from loyaltybot.chat.registry import CommandHandler
 from loyaltybot.clock import FakeClock
 from loyaltybot.config import Secret
 from loyaltybot.db import open_store
+from loyaltybot.eventsub import subscriptions
+from loyaltybot.features.rewards import cli as cli_rewards
+from loyaltybot.features.rewards import rules
+from loyaltybot.features.rewards.service import NotQueued, Status, UnknownRedemption
+from loyaltybot.features.votes.commands import votes_chat_command, votes_command
+from loyaltybot.features.wallet.commands import WalletCommands
 from loyaltybot.points.amounts import MAX_POINTS
 from loyaltybot.points.ledger import EntryType
 from loyaltybot.points.viewers import Viewer
-from loyaltybot.rewards import NotQueued, Status, UnknownRedemption
 from loyaltybot.settings import ChannelSettings
 from loyaltybot.simulator import BROADCASTER_SCOPES, Simulator
-from loyaltybot.twitch import subscriptions
 from loyaltybot.twitch.helix import Helix
 from loyaltybot.twitch.oauth import AppToken
 from tests.conftest import viewer
@@ -198,22 +201,22 @@ async def test_chat_template_treats_input_as_text(make_harness: MakeHarness) -> 
         "User1 used Say: hi {balance} {user.__class__} PRIVMSG #x :pwn (1,234 pts) {nope}"
     )
     assert texts[1:3] == ["ban alice", "timeout alice 600"]
-    assert texts[3] == "x" * rewards.MAX_INPUT_CHARS
+    assert texts[3] == "x" * rules.MAX_INPUT_CHARS
 
 
 def test_render_and_clean_rules() -> None:
     """The pure rules: one-pass substitution, control characters, leading commands, length."""
     values = {"user": "Bob", "input": "{reward}", "reward": "R", "balance": "5"}
-    assert rewards.render("{input}/{reward}", values) == "{reward}/R"
-    assert rewards.render("{0}{user!r}{}", values) == "{0}{user!r}{}"
-    assert rewards.clean_text("a\x00b\u202ec\n\td  e") == "a b c d e"
-    assert rewards.chat_line(" /./me hi") == "me hi"
-    assert len(rewards.chat_line("y" * 2000)) == 500
-    assert rewards.normalize_option("  ＴＥＴＲＩＳ \n") == "tetris"
-    assert rewards.normalize_option(" \u200b ") is None
-    assert rewards.format_wait(0.2) == "1 s"
-    assert rewards.format_wait(600) == "10 min"
-    assert rewards.format_wait(7300) == "2 h 2 min"
+    assert rules.render("{input}/{reward}", values) == "{reward}/R"
+    assert rules.render("{0}{user!r}{}", values) == "{0}{user!r}{}"
+    assert rules.clean_text("a\x00b\u202ec\n\td  e") == "a b c d e"
+    assert rules.chat_line(" /./me hi") == "me hi"
+    assert len(rules.chat_line("y" * 2000)) == 500
+    assert rules.normalize_option("  ＴＥＴＲＩＳ \n") == "tetris"
+    assert rules.normalize_option(" \u200b ") is None
+    assert rules.format_wait(0.2) == "1 s"
+    assert rules.format_wait(600) == "10 min"
+    assert rules.format_wait(7300) == "2 h 2 min"
 
 
 async def test_chat_lines_that_cannot_leave_expire(make_harness: MakeHarness) -> None:
@@ -226,8 +229,8 @@ async def test_chat_lines_that_cannot_leave_expire(make_harness: MakeHarness) ->
     harness.clock.advance(121)
     harness.chat.accept = True
     assert harness.service is not None
-    assert harness.service.worker is not None
-    harness.service.worker.wake()
+    assert harness.worker is not None
+    harness.worker.wake()
     await harness.settle()
     assert await harness.query("SELECT state FROM pending_work") == [("expired",)]
     assert harness.chat.lines == []
@@ -266,22 +269,22 @@ async def test_votes_are_normalised_tallied_shown_and_reset(make_harness: MakeHa
     _, empty = await harness.redeem(5, "Next game", user_input="   ")
     await harness.settle()
     assert harness.rewards is not None
-    [poll] = await harness.rewards.tally(CHANNEL)
+    [poll] = await harness.votes.tally(CHANNEL)
     assert (poll.title, poll.options, poll.total) == ("Next game", (("tetris", 3), ("doom", 1)), 4)
     assert await status_of(harness, empty) == ("canceled", "invalid_vote")
     assert harness.helix.status_updates()[-1] == (empty, "CANCELED")
 
-    show = await rewards.votes_command(harness.rewards, CHANNEL, "", is_moderator=False)
+    show = await votes_command(harness.votes, CHANNEL, "", is_moderator=False)
     assert show == "Next game: tetris 3, doom 1"
-    refused = await rewards.votes_command(harness.rewards, CHANNEL, "reset", is_moderator=False)
+    refused = await votes_command(harness.votes, CHANNEL, "reset", is_moderator=False)
     assert refused == "Only moderators can reset the votes."
-    assert await harness.rewards.tally(CHANNEL) != []
+    assert await harness.votes.tally(CHANNEL) != []
     assert (
-        await rewards.votes_command(harness.rewards, CHANNEL, "RESET", is_moderator=True)
+        await votes_command(harness.votes, CHANNEL, "RESET", is_moderator=True)
         == "Votes reset."
     )
     assert (
-        await rewards.votes_command(harness.rewards, CHANNEL, "", is_moderator=False)
+        await votes_command(harness.votes, CHANNEL, "", is_moderator=False)
         == "No votes yet."
     )
 
@@ -289,7 +292,7 @@ async def test_votes_are_normalised_tallied_shown_and_reset(make_harness: MakeHa
 async def test_a_full_poll_refuses_new_options(make_harness: MakeHarness) -> None:
     """At most 50 options per poll: a 51st is canceled, an existing one still counts."""
     harness = await make_harness([reward("Pick", "vote")])
-    for n in range(rewards.MAX_OPTIONS_PER_POLL):
+    for n in range(rules.MAX_OPTIONS_PER_POLL):
         await harness.redeem(n, "Pick", user_input=f"option {n}")
     _, extra = await harness.redeem(99, "Pick", user_input="one too many")
     _, known = await harness.redeem(98, "Pick", user_input="OPTION 7")
@@ -557,15 +560,21 @@ async def test_votes_and_titles_in_chat(make_harness: MakeHarness) -> None:
     await harness.redeem(1, "Operator")
     assert harness.bank is not None
     assert harness.rewards is not None
+    assert harness.store is not None
+    titles = harness.rewards
+
+    async def title_badge(channel: str, user_id: str) -> str | None:  # as the daemon wires it
+        title = await titles.title_of(channel, user_id)
+        return f"title: {title}" if title else None
+
     handler = CommandHandler(
         harness.bank,
         settings_for=lambda channel: ChannelSettings(),
-        presence=NobodyPresent(),
         clock=harness.clock,
         bot_login="mybot",
-        titles=harness.rewards,
+        commands=WalletCommands(NobodyPresent().present, [title_badge]).commands(),
     )
-    handler.register(rewards.votes_chat_command(harness.rewards))
+    handler.register(votes_chat_command(harness.votes))
 
     async def say(n: int, text: str, *, mod: bool = False) -> str:
         message = ChatMessage(
@@ -576,7 +585,7 @@ async def test_votes_and_titles_in_chat(make_harness: MakeHarness) -> None:
 
     assert await say(2, "!votes") == "@user2, Next game: tetris 1"
     assert "!votes" in await say(3, "!votes reset")
-    assert await harness.rewards.tally(CHANNEL) != []
+    assert await harness.votes.tally(CHANNEL) != []
     assert await say(4, "!votes reset", mod=True) == "@user4, Votes reset."
-    assert await harness.rewards.tally(CHANNEL) == []
+    assert await harness.votes.tally(CHANNEL) == []
     assert (await say(1, "!points")).endswith("title: Operator")

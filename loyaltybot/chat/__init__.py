@@ -1,19 +1,20 @@
-"""Twitch chat: parsed messages, commands, replies and the rate-limited outbox.
+"""Chat, the edge: Twitch IRC in, rate-limited replies out.
 
-Everything here is pure or asyncio-only; the twitchio adapter (``chat/irc.py``) only
-translates between IRC and these types.
+What lives here: parsing messages (``message``), the command registry and its handler
+(``registry``), the reply renderer (``replies``), cooldowns, the outbox that keeps
+Twitch's send limits (``outbox``), and the twitchio adapter (``client``), which only
+translates between IRC and these types. What may not: any feature. The commands
+themselves are the features'; they register them here.
 """
 
-from loyaltybot.chat.commands import (
+from loyaltybot.chat.message import ChatMessage, MalformedMessage, Permission, Roles, parse_privmsg
+from loyaltybot.chat.outbox import BotRole, Outbox, OutboxCounters, SendLimits, SendSchedule
+from loyaltybot.chat.registry import (
     Command,
     CommandContext,
     CommandHandler,
     CommandRegistry,
-    PresenceSource,
-    TitleSource,
 )
-from loyaltybot.chat.message import ChatMessage, MalformedMessage, Permission, Roles, parse_privmsg
-from loyaltybot.chat.outbox import BotRole, Outbox, OutboxCounters, SendLimits, SendSchedule
 from loyaltybot.chat.replies import Reply
 
 __all__ = [
@@ -27,11 +28,9 @@ __all__ = [
     "Outbox",
     "OutboxCounters",
     "Permission",
-    "PresenceSource",
     "Reply",
     "Roles",
     "SendLimits",
     "SendSchedule",
-    "TitleSource",
     "parse_privmsg",
 ]

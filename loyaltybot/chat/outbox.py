@@ -283,7 +283,7 @@ class Outbox:
 
     def __init__(
         self,
-        send: SendFn,
+        send: SendFn | None,
         clock: Clock,
         *,
         limits: SendLimits | None = None,
@@ -331,7 +331,13 @@ class Outbox:
         for reply in replies:
             self.submit(reply)
 
-    def start(self) -> None:
+    def start(self, send: SendFn | None = None) -> None:
+        """Start sending; ``send`` (the chat client's) may be given here, once the client
+        that needs this outbox exists."""
+        if send is not None:
+            self._send = send
+        if self._send is None:
+            raise RuntimeError("the outbox has nothing to send with")
         if self._task is None:
             self._task = asyncio.get_running_loop().create_task(self._pump(), name="outbox")
 
@@ -361,7 +367,10 @@ class Outbox:
     async def _deliver(self, outgoing: Outgoing) -> None:
         outcome: Outcome = "send_failed"
         try:
-            await self._send(outgoing.channel, outgoing.text, outgoing.reply_to)
+            send = self._send
+            if send is None:
+                raise RuntimeError("the outbox has nothing to send with")
+            await send(outgoing.channel, outgoing.text, outgoing.reply_to)
             outcome = "sent"
         except Exception as exc:
             log.warning("chat_send_failed", channel=outgoing.channel, error=type(exc).__name__)

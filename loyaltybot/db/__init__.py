@@ -6,6 +6,6 @@ What lives here: how SQLite is opened and written (``Store.write(fn(tx))`` in on
 domain rule (balances are ``points``'), chat, HTTP, or a feature.
 """
 
-from loyaltybot.db.connection import Store, Tx, integrity_of, open_store
+from loyaltybot.db.connection import Store, Tx, integrity_of, open_store, savepoint
 
-__all__ = ["Store", "Tx", "integrity_of", "open_store"]
+__all__ = ["Store", "Tx", "integrity_of", "open_store", "savepoint"]

@@ -15,9 +15,10 @@ before the writer's callers resume; the ledger keeps its in-memory standings wit
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import sqlite3
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -48,6 +49,23 @@ class Tx:
     conn: sqlite3.Connection
     now_ms: int
     effects: list[object] = field(default_factory=list)
+
+
+@contextlib.contextmanager
+def savepoint(tx: Tx, name: str = "effect") -> Iterator[None]:
+    """All or nothing inside the transaction, commit effects included: a cost is never
+    kept when the action it paid for fails, nor one notification's half-effect when it
+    shares a transaction with others."""
+    effects = len(tx.effects)
+    tx.conn.execute(f"SAVEPOINT {name}")
+    try:
+        yield
+    except BaseException:
+        tx.conn.execute(f"ROLLBACK TO {name}")
+        tx.conn.execute(f"RELEASE {name}")
+        del tx.effects[effects:]
+        raise
+    tx.conn.execute(f"RELEASE {name}")
 
 
 class StoreClosed(RuntimeError):
@@ -189,6 +207,10 @@ class Store:
                 conn.execute("COMMIT")
 
         return await _in_thread(self._reader, run)
+
+    async def ping(self) -> None:
+        """Does the database answer? (``/healthz``)"""
+        await self.read(lambda c: c.execute("SELECT 1").fetchone())
 
     async def backup(self, destination: Path) -> None:
         """A consistent copy of the live database, written beside ``destination`` and

@@ -14,13 +14,14 @@ from dataclasses import dataclass
 from sys import intern
 
 from loyaltybot.db import Store, Tx
-from loyaltybot.points import exchange, ledger, viewers
-from loyaltybot.points.errors import UnknownChannel, UnknownViewer
+from loyaltybot.points import exchange, history, ledger, viewers
+from loyaltybot.points.errors import BalanceTooHigh, UnknownChannel, UnknownViewer
 from loyaltybot.points.first_sight import FirstSight, ViewersSeen
 from loyaltybot.points.ledger import (
     BalanceChange,
     Discrepancy,
     EntryType,
+    Presence,
     TickApplied,
     TickPlan,
     Transfer,
@@ -104,6 +105,45 @@ class Bank:
         await self.first_sight.settle()
         return await self.store.read(lambda c: viewers.by_user_id(c, channel_id, user_id))
 
+    # ---- pages (the dashboard's reads) ------------------------------------------------
+
+    async def viewer_page(
+        self, channel: str, *, sort: str, prefix: str | None, cursor: str | None
+    ) -> history.ViewerPage:
+        """A page of the channel's viewers (a viewer first seen a moment ago included)."""
+        channel_id = self.channel_id(channel)
+        await self.first_sight.settle()
+        return await self.store.read(
+            lambda c: history.list_viewers(c, channel_id, sort=sort, prefix=prefix, cursor=cursor)
+        )
+
+    async def ledger_page(
+        self,
+        channel: str,
+        filters: history.LedgerFilter = history.LedgerFilter(),  # noqa: B008 (frozen)
+        *,
+        before_id: int | None = None,
+        limit: int = history.PAGE_SIZE,
+    ) -> tuple[list[history.LedgerRow], int | None]:
+        """A page of the channel's ledger, newest first; and where the next one starts."""
+        channel_id = self.channel_id(channel)
+        return await self.store.read(
+            lambda c: history.ledger_page(c, channel_id, filters, before_id=before_id, limit=limit)
+        )
+
+    async def login_history(self, user_id: str) -> list[tuple[str, int]]:
+        """The logins a viewer had before, with when each was replaced."""
+        return await self.store.read(lambda c: history.login_history(c, user_id))
+
+    async def display_names(self, channel: str, user_ids: Sequence[str]) -> dict[str, str]:
+        channel_id = self.channel_id(channel)
+        return await self.store.read(lambda c: history.display_names(c, channel_id, user_ids))
+
+    async def channel_counts(self, channel: str) -> tuple[int, int]:
+        """(viewers, points held by all of them)."""
+        channel_id = self.channel_id(channel)
+        return await self.store.read(lambda c: history.channel_counts(c, channel_id))
+
     # ---- balance changes ------------------------------------------------------------
 
     async def credit(
@@ -141,6 +181,35 @@ class Bank:
                 tx, channel_id, viewer, amount, kind=kind, reason=reason, actor=actor, ref=ref
             )
         )
+
+    async def credit_each(
+        self,
+        channel: str,
+        viewers_: Sequence[Viewer],
+        amount: int,
+        *,
+        kind: EntryType,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> tuple[int, int]:
+        """Credit each viewer ``amount`` in one transaction; those already at the maximum
+        are skipped. Returns (credited, at maximum)."""
+        channel_id = self.channel_id(channel)
+
+        def run(tx: Tx) -> tuple[int, int]:
+            credited = full = 0
+            for viewer in viewers_:
+                try:
+                    ledger.credit(
+                        tx, channel_id, viewer, amount, kind=kind, reason=reason, actor=actor
+                    )
+                except BalanceTooHigh:
+                    full += 1
+                else:
+                    credited += 1
+            return credited, full
+
+        return await self.store.write(run)
 
     async def set_balance(
         self,
@@ -219,6 +288,25 @@ class Bank:
             return applied
 
         return await self.store.write(run)
+
+    async def last_tick(self, channel: str) -> tuple[int, int] | None:
+        """(seq, credited_at ms) of the channel's last credited tick."""
+        channel_id = self.channel_id(channel)
+        return await self.store.read(lambda c: ledger.last_tick(c, channel_id))
+
+    async def subscriber_ids(self, channel: str) -> list[str]:
+        """Viewers last seen subscribed (until Twitch's list says otherwise)."""
+        channel_id = self.channel_id(channel)
+        return await self.store.read(lambda c: viewers.subscriber_ids(c, channel_id))
+
+    async def record_activity(
+        self, channel: str, present: Sequence[Presence], watch_seconds: int
+    ) -> None:
+        """Watch time and message counts without points (offline, or at stop)."""
+        channel_id = self.channel_id(channel)
+        await self.store.write(
+            lambda tx: ledger.record_activity(tx, channel_id, present, watch_seconds)
+        )
 
     # ---- standings ------------------------------------------------------------------
 

@@ -81,6 +81,7 @@ class FirstSight:
         self._lookup: Lookup | None = None
         self._listeners: list[Listener] = []
         self._pending: dict[str, dict[str, Viewer]] = {}  # channel -> user id -> viewer
+        self._writing: dict[str, dict[str, Viewer]] = {}  # what the flush under way writes
         self._logins: dict[str, set[str]] = {}  # channel -> JOIN-only logins
         self._count = 0
         self._next: asyncio.Future[None] | None = None  # done when what is queued is written
@@ -132,6 +133,9 @@ class FirstSight:
             self._schedule()
 
     def _queue(self, channel: str, viewer: Viewer) -> None:
+        writing = self._writing.get(channel)
+        if writing is not None and writing.get(viewer.user_id) == viewer:
+            return  # its write is under way: one write per new viewer, not one per line
         pending = self._pending.setdefault(channel, {})
         queued = pending.get(viewer.user_id)
         if queued == viewer:
@@ -186,13 +190,15 @@ class FirstSight:
             round_done, self._next = self._next, None
             pending, logins = self._pending, self._logins
             self._pending, self._logins, self._count = {}, {}, 0
+            self._writing = pending
             self._current = round_done
             try:
                 await self._flush(pending, logins)
-            except Exception:
+            except Exception:  # not known then: the next sighting queues them again
                 self.stats.failures += 1
                 log.exception("first_sight_failed", viewers=sum(map(len, pending.values())))
             finally:
+                self._writing = {}
                 self._current = None
                 if not round_done.done():
                     round_done.set_result(None)

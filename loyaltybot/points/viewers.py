@@ -135,3 +135,12 @@ def logins_known(
             (channel_id, json.dumps(list(logins))),
         ).fetchall()
     )
+
+
+def subscriber_ids(conn: sqlite3.Connection, channel_id: int) -> list[str]:
+    return [
+        user_id
+        for (user_id,) in conn.execute(
+            "SELECT user_id FROM viewers WHERE channel_id = ? AND subscriber = 1", (channel_id,)
+        )
+    ]

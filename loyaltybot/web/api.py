@@ -1,24 +1,18 @@
-"""Public routes: the landing page, leaderboards (JSON and HTML/OBS overlay), health and
-metrics. None of them needs a login; none shows more than a leaderboard shows.
-
-The leaderboard comes from the bank's in-memory standings (O(log n) per page), so the
-JSON API answers without touching SQLite.
+"""Public routes of the web edge: the landing page, health and metrics (features add their
+public pages, such as leaderboards). None of them needs a login. ``ApiError`` and
+``query_limit`` are what every JSON route shares.
 """
 
 from __future__ import annotations
 
 import asyncio
-import sqlite3
-from typing import Any
 
 from aiohttp import web
 
-from loyaltybot import settings
 from loyaltybot.metrics import CONTENT_TYPE
-from loyaltybot.points.errors import UnknownChannel
 from loyaltybot.web.auth import current_user
-from loyaltybot.web.pages import PageError, render, render_public
-from loyaltybot.web.state import BANK, CONFIG, HEALTH, METRICS, STORE
+from loyaltybot.web.pages import render
+from loyaltybot.web.state import CONFIG, HEALTH, METRICS, STORE
 
 API_MAX_LIMIT = 100
 PAGE_MAX_LIMIT = 100
@@ -34,7 +28,7 @@ class ApiError(Exception):
         self.message = message
 
 
-def _limit(raw: str | None, default: int, maximum: int) -> int | None:
+def query_limit(raw: str | None, default: int, maximum: int) -> int | None:
     """The ``limit`` query parameter, or None when it is not a whole number in range."""
     if raw is None:
         return default
@@ -52,71 +46,12 @@ async def index(request: web.Request) -> web.StreamResponse:
     return await render(request, "index.html", {"public_channels": channels})
 
 
-async def leaderboard_json(request: web.Request) -> web.StreamResponse:
-    """GET /api/v1/channels/{channel}/leaderboard?limit=N (1..100, default 10)."""
-    channel = request.match_info["channel"]
-    if channel not in request.app[CONFIG].current.channels:
-        raise ApiError(404, f"no channel named {channel[:25]!r} here")
-    limit = _limit(request.query.get("limit"), 10, API_MAX_LIMIT)
-    if limit is None:
-        raise ApiError(400, f"limit must be a whole number from 1 to {API_MAX_LIMIT}")
-    try:
-        top = await request.app[BANK].top(channel, limit)
-    except UnknownChannel:
-        raise ApiError(404, f"no channel named {channel!r} here") from None
-    body = [
-        {"rank": s.rank, "user_id": s.user_id, "username": s.login, "points": s.points} for s in top
-    ]
-    return web.json_response(
-        body,
-        headers={"Access-Control-Allow-Origin": "*", "Cache-Control": "no-cache"},
-    )
-
-
-async def leaderboard_page(request: web.Request) -> web.StreamResponse:
-    """GET /c/{channel}/leaderboard: public; ``?overlay=1`` is the OBS browser source
-    (transparent, no chrome), refreshed every ``refresh`` seconds (default 15)."""
-    channel = request.match_info["channel"]
-    if channel not in request.app[CONFIG].current.channels:
-        raise PageError(404, "There is no leaderboard for that channel here.")
-    limit = _limit(request.query.get("limit"), 10, PAGE_MAX_LIMIT)
-    if limit is None:
-        raise PageError(400, f"limit must be a whole number from 1 to {PAGE_MAX_LIMIT}.")
-    refresh = _limit(request.query.get("refresh"), 15, 3600)
-    if refresh is None or refresh < 2:
-        raise PageError(400, "refresh must be a whole number of seconds from 2 to 3600.")
-    overlay = request.query.get("overlay", "") in ("1", "true", "yes")
-    bank = request.app[BANK]
-    try:
-        top = await bank.top(channel, limit)
-        channel_id = bank.channel_id(channel)
-    except UnknownChannel:
-        raise PageError(404, "There is no leaderboard for that channel here.") from None
-
-    def read(conn: sqlite3.Connection) -> settings.ChannelSettings:
-        return settings.load(conn, channel_id).values
-
-    values = await request.app[STORE].read(read)
-    context: dict[str, Any] = {
-        "channel": channel,
-        "rows": top,
-        "limit": limit,
-        "overlay": overlay,
-        "refresh": refresh,
-        "currency": values.currency_name_plural,
-        "api_url": f"/api/v1/channels/{channel}/leaderboard?limit={limit}",
-    }
-    response = render_public(request, "public_leaderboard.html", context)
-    response.headers["Cache-Control"] = "no-cache"
-    return response
-
-
 async def healthz(request: web.Request) -> web.StreamResponse:
     """GET /healthz: 200 when the database answers and chat is connected, else 503."""
     database = "ok"
     try:
         await asyncio.wait_for(
-            request.app[STORE].read(lambda c: c.execute("SELECT 1").fetchone()), HEALTH_TIMEOUT
+            request.app[STORE].ping(), HEALTH_TIMEOUT
         )
     except TimeoutError:
         database = "timeout"
@@ -140,7 +75,5 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/", index, name="index")
-    app.router.add_get("/api/v1/channels/{channel}/leaderboard", leaderboard_json)
-    app.router.add_get("/c/{channel}/leaderboard", leaderboard_page, name="public_leaderboard")
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/metrics", metrics)

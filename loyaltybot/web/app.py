@@ -21,7 +21,7 @@ import asyncio
 import hashlib
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,13 +48,13 @@ from loyaltybot.web.state import (
     CLOCK,
     CONFIG,
     HEALTH,
-    HOOKS,
     HTTP,
     METRICS,
+    STATS,
     STORE,
     Health,
     LiveConfig,
-    RewardHooks,
+    StatSource,
 )
 
 log = structlog.get_logger(__name__)
@@ -86,15 +86,19 @@ async def make_app(
     store: Store,
     health: Health,
     metrics: Metrics,
-    hooks: RewardHooks | None = None,
     clock: Clock | None = None,
     http: aiohttp.ClientSession | None = None,
+    routes: Sequence[web.RouteDef] = (),
+    nav: Sequence[tuple[str, str]] = (),
+    stats: Sequence[StatSource] = (),
+    templates: Sequence[Path] = (),
 ) -> web.Application:
     """Build the application. Async because the session key may come from the database.
 
-    ``health()`` says whether chat is connected; ``hooks`` are the redemption queue and
-    votes; ``http`` (optional) is the client used to talk to Twitch's OAuth endpoints,
-    otherwise the app opens and closes its own.
+    ``health()`` says whether chat is connected; ``http`` (optional) is the client used
+    to talk to Twitch's OAuth endpoints, otherwise the app opens and closes its own. The
+    features add ``routes`` (with their ``templates`` folders), dashboard tabs (``nav``:
+    path under the channel, label) and figures on a channel's overview (``stats``).
     """
     secure = (config.web.public_url or "").startswith("https://")
     key = await session_key(store, config)
@@ -103,7 +107,7 @@ async def make_app(
     app[STORE] = store
     app[CONFIG] = LiveConfig(config)
     app[METRICS] = metrics
-    app[HOOKS] = hooks
+    app[STATS] = tuple(stats)
     app[HEALTH] = health
     app[CLOCK] = clock or SystemClock()
     storage = EncryptedCookieStorage(
@@ -125,7 +129,12 @@ async def make_app(
     )
     environment = aiohttp_jinja2.setup(
         app,
-        loader=jinja2.PackageLoader("loyaltybot.web", "templates"),
+        loader=jinja2.ChoiceLoader(
+            [
+                jinja2.PackageLoader("loyaltybot.web", "templates"),
+                jinja2.FileSystemLoader([str(folder) for folder in templates]),
+            ]
+        ),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -133,13 +142,15 @@ async def make_app(
     )
     environment.filters.update(FILTERS)
     environment.globals["static"] = _static_url(app)
+    environment.globals["nav_tabs"] = [("overview", "Overview"), *nav, ("settings", "Settings")]
     app.on_response_prepare.append(_security_headers)
     app.router.add_static("/static", STATIC_DIR, name="static", append_version=True)
     api.add_routes(app)
     app.router.add_get("/login", auth.login, name="login")
     app.router.add_get("/auth/callback", auth.callback)
     app.router.add_post("/logout", auth.logout)
-    dashboard.add_routes(app)
+    app.router.add_routes(dashboard.routes())
+    app.router.add_routes(routes)
     app.cleanup_ctx.append(_http_client(http))
     return app
 
@@ -321,6 +332,14 @@ class WebServer:
     def url(self) -> str:
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"http://{host}:{self.port}"
+
+    @property
+    def app(self) -> web.Application:
+        return self.runner.app
+
+    def reload(self, config: Config) -> None:
+        """Apply a reloaded config.toml (admins, channels, settings owners)."""
+        reload_config(self.app, config)
 
     async def close(self) -> None:
         await self.runner.cleanup()

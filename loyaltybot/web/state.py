@@ -7,8 +7,8 @@ application state once it has started).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 
 import aiohttp
 from aiohttp import web
@@ -30,44 +30,17 @@ class LiveConfig:
         self.current = config
 
 
-class QueueItem(Protocol):
-    """A redemption waiting for a moderator (what the queue page shows)."""
+@dataclass(frozen=True)
+class Stat:
+    """One figure on a channel's overview that a feature adds ("Waiting for approval: 3")."""
 
-    @property
-    def redemption_id(self) -> str: ...
-    @property
-    def reward_title(self) -> str: ...
-    @property
-    def user_login(self) -> str: ...
-    @property
-    def user_name(self) -> str: ...
-    @property
-    def user_input(self) -> str: ...
-    @property
-    def created_at(self) -> int:
-        """When we received it, ms since the epoch."""
+    label: str
+    value: int
+    href: str | None = None  # under /dashboard/{channel}/
 
 
-class Poll(Protocol):
-    """One vote reward's tally."""
-
-    @property
-    def title(self) -> str: ...
-    @property
-    def options(self) -> Sequence[tuple[str, int]]:
-        """(option, votes), most votes first."""
-
-
-class RewardHooks(Protocol):
-    """The redemption queue and votes, as the channel-points part (``rewards.Rewards``)
-    provides them. ``approve``/``reject`` raise a ``LoyaltyError`` (its text is safe to
-    show) when the redemption is unknown or no longer waiting."""
-
-    async def list_queue(self, channel: str) -> Sequence[QueueItem]: ...
-    async def approve(self, channel: str, redemption_id: str, actor: str) -> object: ...
-    async def reject(self, channel: str, redemption_id: str, actor: str) -> object: ...
-    async def tally(self, channel: str) -> Sequence[Poll]: ...
-    async def reset_votes(self, channel: str) -> int: ...
+StatSource = Callable[[str], Awaitable[Sequence[Stat]]]
+"""channel -> the figures a feature shows on its overview."""
 
 
 Health = Callable[[], bool]  # is the chat connection up?
@@ -76,7 +49,7 @@ BANK = web.AppKey[Bank]("bank")
 STORE = web.AppKey[Store]("store")
 CONFIG = web.AppKey[LiveConfig]("config")
 METRICS = web.AppKey[Metrics]("metrics")
-HOOKS = web.AppKey[RewardHooks | None]("hooks")
+STATS = web.AppKey[Sequence[StatSource]]("stats")
 HEALTH = web.AppKey[Health]("health")
 CLOCK = web.AppKey[Clock]("clock")
 HTTP = web.AppKey[aiohttp.ClientSession]("http")

@@ -14,20 +14,25 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+import aiohttp
 import pytest
 import pytest_asyncio
 from playwright.async_api import Browser, Page, async_playwright
 
 from loyaltybot.clock import SystemClock
 from loyaltybot.config import Config
-from loyaltybot.daemon import apply_channel_config
+from loyaltybot.daemon import apply_channel_config, web_app
 from loyaltybot.db import Store, open_store
+from loyaltybot.eventsub.dispatch import Dispatcher
+from loyaltybot.eventsub.webhook import Webhook
+from loyaltybot.features.rewards.feature import RewardsFeature
+from loyaltybot.features.rewards.service import Rewards
+from loyaltybot.features.votes.feature import VotesFeature
+from loyaltybot.features.wallet.feature import Wallet
 from loyaltybot.metrics import Metrics
 from loyaltybot.points.bank import Bank
-from loyaltybot.rewards import Rewards
 from loyaltybot.simulator import Simulator
-from loyaltybot.web.app import WebServer, make_app, start_web
-from loyaltybot.web.eventsub import EventSubService
+from loyaltybot.web.app import WebServer, start_web
 from tests.web.conftest import CLIENT_ID, CLIENT_SECRET, USERS, make_config
 
 CHROMIUM = "/usr/bin/chromium"
@@ -67,33 +72,50 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     clock = SystemClock()
     store = await open_store(db_path, clock=clock)
     bank = Bank(store)
-    await apply_channel_config(config, bank)
-    rewards = Rewards(bank, {c: cfg.rewards for c, cfg in config.channels.items()})
-    eventsub = EventSubService(
-        bank=bank,
-        rewards=rewards,
-        secret=WEBHOOK_SECRET,
-        channels=config.channels,
-        clock=clock,
-        path=config.web.eventsub_path,
-    )
-    app = await make_app(
-        bank=bank,
+    await apply_channel_config(config, bank, store)
+
+    async def nowhere(channel: str, text: str) -> bool:
+        return False
+
+    session = aiohttp.ClientSession()
+    rewards = RewardsFeature(
         config=config,
+        bank=bank,
         store=store,
+        session=session,
+        chat=nowhere,
+        helix_for=lambda channel: None,
+    )
+    features = (Wallet(present=lambda channel: []), rewards, VotesFeature(bank=bank, store=store))
+    dispatcher = Dispatcher(store=store, bank=bank, channels=config.channels)
+    dispatcher.register(rewards.eventsub())
+    await dispatcher.start()
+    eventsub = Webhook(
+        dispatcher, secret=WEBHOOK_SECRET, clock=clock, path=config.web.eventsub_path
+    )
+    app = await web_app(
+        config=config,
+        bank=bank,
+        store=store,
+        features=features,
         health=lambda: True,
         metrics=Metrics(),
-        hooks=rewards,
         clock=clock,
     )
     app.router.add_routes(eventsub.routes())  # as the daemon adds the webhook route
-    await eventsub.start()
     server: WebServer = await start_web(app, "127.0.0.1", 0)
     yield Stack(
-        server.url, sim, bank, store, rewards, config, server.url + config.web.eventsub_path
+        server.url,
+        sim,
+        bank,
+        store,
+        rewards.rewards,
+        config,
+        server.url + config.web.eventsub_path,
     )
     await server.close()
-    await eventsub.close()
+    await dispatcher.close()
+    await session.close()
     await store.close()
     await sim.close()
 

@@ -30,7 +30,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from loyaltybot import earning
+from loyaltybot.features.earning import service as earning
 from loyaltybot.simulator import BROADCASTER_SCOPES, Simulator, SimUser
 from tests.e2e.conftest import RunningBot, StartBot
 

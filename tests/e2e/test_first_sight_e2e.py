@@ -200,3 +200,4 @@ async def test_a_viewer_named_by_a_redemption_is_known(
     await sim.wait_for_reply("alice", contains="hi shylurker", after=mark, timeout=5)
     assert "gave shylurker 5 cookies" in await ask(sim, "modmo", "!addpoints shylurker 5", "shy")
     assert await audit(bot.config.database.path) == []
+

@@ -27,11 +27,13 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
-from loyaltybot.chat.commands import CommandHandler
 from loyaltybot.chat.message import ChatMessage, Roles
+from loyaltybot.chat.registry import CommandHandler
 from loyaltybot.chat.replies import APOLOGY, MAX_REPLY_CHARS
 from loyaltybot.clock import FakeClock
 from loyaltybot.db import Store
+from loyaltybot.eventsub.events import format_timestamp, sign
+from loyaltybot.features.wallet.commands import WalletCommands
 from loyaltybot.points.amounts import MAX_POINTS
 from loyaltybot.points.bank import Bank
 from loyaltybot.points.errors import UnknownChannel
@@ -39,7 +41,6 @@ from loyaltybot.points.ledger import EntryType
 from loyaltybot.points.viewers import Viewer
 from loyaltybot.settings import ChannelSettings
 from loyaltybot.simulator import Simulator
-from loyaltybot.twitch.eventsub import format_timestamp, sign
 from tests.e2e.conftest import StartBot, audit, sim, start_bot  # noqa: F401 (fixtures)
 
 pytestmark = pytest.mark.timeout(300)
@@ -277,7 +278,11 @@ async def run_command_fuzz(bank: Bank, clock: FakeClock, count: int, seed: int) 
         return COOKIES
 
     handler = CommandHandler(
-        bank, settings_for=settings_for, presence=presence, clock=clock, bot_login="mybot"
+        bank,
+        settings_for=settings_for,
+        clock=clock,
+        bot_login="mybot",
+        commands=WalletCommands(presence.present).commands(),
     )
     speakers = [*regulars, owner, *strangers]
     outcomes = {

@@ -7,19 +7,22 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from loyaltybot.clock import FakeClock
 from loyaltybot.config import Config, parse_config
-from loyaltybot.daemon import apply_channel_config
+from loyaltybot.daemon import apply_channel_config, web_app
 from loyaltybot.db import Store
+from loyaltybot.features.rewards.feature import RewardsFeature
+from loyaltybot.features.rewards.service import Rewards
+from loyaltybot.features.votes.feature import VotesFeature
+from loyaltybot.features.wallet.feature import Wallet
 from loyaltybot.metrics import Metrics
 from loyaltybot.points.bank import Bank
-from loyaltybot.rewards import Rewards
 from loyaltybot.simulator import Simulator
-from loyaltybot.web.app import make_app
 
 CLIENT_ID = "sim-client-id"
 CLIENT_SECRET = "sim-client-secret"
@@ -94,8 +97,29 @@ def metrics() -> Metrics:
 
 
 @pytest.fixture
-async def rewards(bank: Bank, config: Config) -> Rewards:
-    return Rewards(bank, {c: cfg.rewards for c, cfg in config.channels.items()})
+async def features(
+    bank: Bank, store: Store, config: Config
+) -> AsyncIterator[tuple[Wallet, RewardsFeature, VotesFeature]]:
+    """The features whose pages the dashboard shows (nobody present, chat never sent)."""
+
+    async def nowhere(channel: str, text: str) -> bool:
+        return False
+
+    async with aiohttp.ClientSession() as session:
+        rewards = RewardsFeature(
+            config=config,
+            bank=bank,
+            store=store,
+            session=session,
+            chat=nowhere,
+            helix_for=lambda channel: None,
+        )
+        yield Wallet(present=lambda channel: []), rewards, VotesFeature(bank=bank, store=store)
+
+
+@pytest.fixture
+async def rewards(features: tuple[Wallet, RewardsFeature, VotesFeature]) -> Rewards:
+    return features[1].rewards
 
 
 @pytest.fixture
@@ -105,17 +129,17 @@ async def app(
     config: Config,
     chat: Chat,
     metrics: Metrics,
-    rewards: Rewards,
+    features: tuple[Wallet, RewardsFeature, VotesFeature],
     clock: FakeClock,
 ) -> web.Application:
-    await apply_channel_config(config, bank)
-    return await make_app(
-        bank=bank,
+    await apply_channel_config(config, bank, store)
+    return await web_app(
         config=config,
+        bank=bank,
         store=store,
+        features=features,
         health=chat,
         metrics=metrics,
-        hooks=rewards,
         clock=clock,
     )
 

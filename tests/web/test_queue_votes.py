@@ -8,8 +8,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from loyaltybot.db import Store, Tx
-from loyaltybot.rewards import Rewards
-from loyaltybot.twitch.eventsub import RedemptionAdded, Reward, User
+from loyaltybot.eventsub.events import RedemptionAdded, Reward, User
+from loyaltybot.features.rewards.service import Rewards
+from loyaltybot.features.votes.service import Votes
+from loyaltybot.points.bank import Bank
 from tests.web.conftest import Twitch, csrf_of, login, page
 
 Client = TestClient[web.Request, web.Application]
@@ -89,7 +91,7 @@ async def test_reject_cancels_and_a_second_decision_is_explained(
 
 
 async def test_votes_show_tallies_and_reset(
-    client: Client, twitch: Twitch, store: Store, rewards: Rewards
+    client: Client, twitch: Twitch, store: Store, rewards: Rewards, bank: Bank
 ) -> None:
     """Vote redemptions tally per option with shares; reset clears them."""
     for i, option in enumerate(["Elden Ring", "elden ring", "Tetris"]):
@@ -101,4 +103,4 @@ async def test_votes_show_tallies_and_reset(
     assert re.search(r"elden ring</span>.*?2 <span class=\"muted\">\(67%\)", votes, re.S | re.I)
     response = await client.post("/dashboard/alice/votes/reset", data={"csrf_token": csrf_of(html)})
     assert "Votes reset" in await response.text()
-    assert await rewards.tally("alice") == []
+    assert await Votes(bank, store).tally("alice") == []

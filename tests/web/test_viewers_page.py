@@ -11,10 +11,10 @@ from aiohttp.test_utils import TestClient
 
 from loyaltybot.clock import FakeClock
 from loyaltybot.db import Store
+from loyaltybot.points import history as queries
 from loyaltybot.points.bank import Bank
 from loyaltybot.points.ledger import EarningRates, EntryType, Presence, TickPlan
 from loyaltybot.points.viewers import Viewer
-from loyaltybot.web import queries
 from tests.conftest import viewer
 from tests.web.conftest import Twitch, csrf_of, login, page
 

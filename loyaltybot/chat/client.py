@@ -25,9 +25,9 @@ import structlog
 import twitchio
 import twitchio.websocket
 
-from loyaltybot.chat.commands import CommandHandler
 from loyaltybot.chat.message import ChatMessage, MalformedMessage, Roles, parse_privmsg
 from loyaltybot.chat.outbox import BotRole, Outbox
+from loyaltybot.chat.registry import CommandHandler
 from loyaltybot.clock import Clock
 from loyaltybot.points.viewers import normalize_login
 

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import structlog
 
-from loyaltybot import rewards
 from loyaltybot.db import Tx
 from loyaltybot.db.jobs import Finish, GiveUp, Retry, WorkItem, WorkKind
+from loyaltybot.features.rewards import service as rewards
 from loyaltybot.twitch.helix import Helix, HelixError
 
 log = structlog.get_logger(__name__)

@@ -24,17 +24,13 @@ from loyaltybot.cli.common import (
     twitch,
 )
 from loyaltybot.config import RewardConfig
-from loyaltybot.rewards import Rewards, match
-from loyaltybot.twitch import channel_points
-from loyaltybot.twitch.channel_points import TwitchReward
+from loyaltybot.features.rewards import channel_points
+from loyaltybot.features.rewards.channel_points import TwitchReward
+from loyaltybot.features.rewards.rules import match, needs_input
+from loyaltybot.features.rewards.service import Rewards
 from loyaltybot.twitch.clients import TwitchClients
 from loyaltybot.twitch.helix import HelixError
 from loyaltybot.twitch.oauth import TokenError
-
-
-def needs_input(reward: RewardConfig) -> bool:
-    """Ask the viewer for text when the action uses it."""
-    return reward.action == "vote" or bool(reward.prompt) or "{input}" in (reward.message or "")
 
 
 def arguments(p: argparse.ArgumentParser) -> None:
@@ -46,7 +42,9 @@ async def cmd_rewards(args: argparse.Namespace) -> int:
     config = config_of(args)
     failures = 0
     async with opened(config) as db, twitch(config, db.store) as clients:
-        rewards = Rewards(db.bank, {c: cfg.rewards for c, cfg in config.channels.items()})
+        rewards = Rewards(
+            db.bank, db.store, {c: cfg.rewards for c, cfg in config.channels.items()}
+        )
         if args.channel:
             channels = [channel_of(config, db.bank, args.channel)]
         else:

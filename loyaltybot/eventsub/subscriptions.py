@@ -16,7 +16,7 @@ from typing import Any
 
 import structlog
 
-from loyaltybot.twitch import eventsub
+from loyaltybot.eventsub import events as eventsub
 from loyaltybot.twitch.helix import Helix, HelixError, pages
 
 log = structlog.get_logger(__name__)

@@ -1,59 +1,53 @@
-"""Channel-point rewards (SPEC §6): which configured reward a redemption is, and its effect.
+"""Channel-point rewards (SPEC §6): a redemption's effect, and the rewards' SQL.
 
 A redemption's whole effect happens in one transaction, the same one that records its
 EventSub message id: the redemption row (keyed by Twitch's redemption id, so it happens
 once even if Twitch sends it twice), the loyalty cost through the ledger, the action's
 own change (points, title, vote, queue entry), the per-user cooldown, and the slow work
-that follows (chat line, forward, Helix status) as pending rows (``loyaltybot.work``).
+that follows (chat line, forward, Helix status) as jobs (``loyaltybot.db.jobs``, run by
+``delivery``). The pure decisions are in ``rules``.
 
-User input is untrusted: it is cut, stripped of control characters and substituted in
-one pass, never interpreted. Twitch's status of a redemption is changed only when the
-bot owns the reward (``owned_rewards``) and Twitch still holds it as unfulfilled.
+Twitch's status of a redemption is changed only when the bot owns the reward
+(``owned_rewards``) and Twitch still holds it as unfulfilled.
 """
 
 from __future__ import annotations
 
 import contextlib
-import enum
-import re
 import sqlite3
-import unicodedata
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
 from loyaltybot import settings
 from loyaltybot.config import RewardConfig
-from loyaltybot.db import Tx, jobs
+from loyaltybot.db import Store, Tx, jobs, savepoint
+from loyaltybot.eventsub.events import RedemptionAdded
+from loyaltybot.features.rewards import channel_points
+from loyaltybot.features.rewards.rules import (
+    MAX_CHAT_CHARS,
+    MAX_OPTIONS_PER_POLL,
+    Status,
+    chat_line,
+    clean_text,
+    format_wait,
+    match,
+    normalize_option,
+    render,
+    reward_key,
+    template_values,
+)
 from loyaltybot.points import ledger, viewers
 from loyaltybot.points.amounts import format_points
 from loyaltybot.points.bank import Bank
 from loyaltybot.points.errors import BalanceTooHigh, InsufficientPoints, LoyaltyError
 from loyaltybot.points.ledger import EntryType
-from loyaltybot.twitch import channel_points
-from loyaltybot.twitch.eventsub import RedemptionAdded
 from loyaltybot.twitch.helix import Helix
 
-if TYPE_CHECKING:
-    from loyaltybot.chat.commands import Command, CommandContext
-
-MAX_INPUT_CHARS: Final = 200  # Twitch's own limit on redemption input
-MAX_OPTION_CHARS: Final = 40
-MAX_OPTIONS_PER_POLL: Final = 50
-MAX_CHAT_CHARS: Final = 500
-
-# Kinds of pending work this module creates (run by loyaltybot.reward_delivery).
+# Kinds of jobs this module creates (run by ``delivery``).
 CHAT: Final = "chat"
 FORWARD: Final = "forward"
 REDEMPTION_STATUS: Final = "redemption_status"
-
-
-class Status(enum.StrEnum):
-    UNMATCHED = "unmatched"
-    QUEUED = "queued"
-    PENDING = "pending"
-    FULFILLED = "fulfilled"
-    CANCELED = "canceled"
 
 
 class UnknownRedemption(LoyaltyError, LookupError):
@@ -70,70 +64,6 @@ class NotQueued(LoyaltyError):
         super().__init__(f"redemption {redemption_id!r} is {status}, not queued")
         self.redemption_id = redemption_id
         self.status = status
-
-
-# ---- pure rules -----------------------------------------------------------------------
-
-
-def reward_key(reward: RewardConfig) -> str:
-    """The stable name of a configured reward (cooldowns, polls)."""
-    return reward.title.casefold()
-
-
-def match(rewards: Iterable[RewardConfig], reward_id: str, title: str) -> RewardConfig | None:
-    """The configured reward: by ``id`` when the config gives one, else by exact title
-    (case-insensitive)."""
-    folded = title.casefold()
-    for candidate in rewards:
-        if candidate.id is not None:
-            if candidate.id == reward_id:
-                return candidate
-        elif candidate.title.casefold() == folded:
-            return candidate
-    return None
-
-
-_SPACES = re.compile(r"\s+")
-_PLACEHOLDER = re.compile(r"\{(user|input|reward|balance)\}")
-
-
-def clean_text(text: str, limit: int = MAX_INPUT_CHARS) -> str:
-    """Untrusted text made safe to show in one chat line: control and format characters
-    become spaces, runs of whitespace collapse, and it is cut to ``limit``."""
-    text = "".join(" " if unicodedata.category(ch)[0] == "C" else ch for ch in text[: limit * 4])
-    return _SPACES.sub(" ", text).strip()[:limit]
-
-
-def normalize_option(text: str) -> str | None:
-    """A vote option as it is counted: 'Tetris ', 'TETRIS' and 'tetris' are one option."""
-    option = clean_text(unicodedata.normalize("NFKC", text), MAX_OPTION_CHARS * 2).casefold()
-    option = option[:MAX_OPTION_CHARS].strip()
-    return option or None
-
-
-def render(template: str, values: Mapping[str, str]) -> str:
-    """Fill ``{user}``, ``{input}``, ``{reward}``, ``{balance}`` in one pass.
-
-    Substituted values are never read again, so input containing ``{balance}`` stays
-    text; any other braces in the template are left as written.
-    """
-    return chat_line(_PLACEHOLDER.sub(lambda m: values.get(m[1], m[0]), template))
-
-
-def chat_line(text: str) -> str:
-    """One safe chat line: no line breaks, no leading ``/`` or ``.`` (chat commands), at
-    most 500 characters."""
-    return clean_text(text, MAX_CHAT_CHARS * 2).lstrip("/. ")[:MAX_CHAT_CHARS]
-
-
-def format_wait(seconds: float) -> str:
-    seconds = max(1, int(seconds + 0.999))
-    if seconds < 120:
-        return f"{seconds} s"
-    minutes = (seconds + 59) // 60
-    if minutes < 120:
-        return f"{minutes} min"
-    return f"{minutes // 60} h {minutes % 60} min"
 
 
 # ---- records --------------------------------------------------------------------------
@@ -182,16 +112,6 @@ class Decision:
     twitch_status: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Poll:
-    title: str
-    options: tuple[tuple[str, int], ...]  # (option, votes), most votes first
-
-    @property
-    def total(self) -> int:
-        return sum(count for _, count in self.options)
-
-
 _RECORD_COLUMNS = (
     "redemption_id, broadcaster_id, reward_id, reward_title, action, user_id, user_login,"
     " user_name,"
@@ -225,35 +145,7 @@ def title_of(conn: sqlite3.Connection, channel_id: int, user_id: str) -> str | N
     return None if row is None else str(row[0])
 
 
-def polls(conn: sqlite3.Connection, channel_id: int) -> list[Poll]:
-    found: dict[str, tuple[str, list[tuple[str, int]]]] = {}
-    for poll, title, option, count in conn.execute(
-        "SELECT poll, title, option, count FROM votes WHERE channel_id = ?"
-        " ORDER BY poll, count DESC, first_at, option",
-        (channel_id,),
-    ):
-        found.setdefault(poll, (title, []))[1].append((option, count))
-    return [Poll(title, tuple(options)) for title, options in found.values()]
-
-
 # ---- the redemption transaction -------------------------------------------------------
-
-
-@contextlib.contextmanager
-def savepoint(tx: Tx, name: str = "effect") -> Iterator[None]:
-    """All or nothing inside the transaction, commit effects included: a cost is never
-    kept when the action it paid for fails, nor one notification's half-effect when it
-    shares a transaction with others."""
-    effects = len(tx.effects)
-    tx.conn.execute(f"SAVEPOINT {name}")
-    try:
-        yield
-    except BaseException:
-        tx.conn.execute(f"ROLLBACK TO {name}")
-        tx.conn.execute(f"RELEASE {name}")
-        del tx.effects[effects:]
-        raise
-    tx.conn.execute(f"RELEASE {name}")
 
 
 @dataclass
@@ -505,16 +397,6 @@ def _values(ctx: _Context) -> dict[str, str]:
     event = ctx.event
     balance = _balance(ctx.conn, ctx.channel_id, event.user.id)
     return template_values(event.user.name, event.user_input, event.reward.title, balance)
-
-
-def template_values(user: str, user_input: str, reward: str, balance: int) -> dict[str, str]:
-    """What ``{user}``, ``{input}``, ``{reward}`` and ``{balance}`` stand for, made safe."""
-    return {
-        "user": clean_text(user, 50),
-        "input": clean_text(user_input),
-        "reward": clean_text(reward, 100),
-        "balance": format_points(balance),
-    }
 
 
 def _balance(conn: sqlite3.Connection, channel_id: int, user_id: str) -> int:
@@ -793,9 +675,11 @@ def prune(tx: Tx) -> int:
 class Rewards:
     """Reward configuration per channel, and the operations on redemptions and votes."""
 
-    def __init__(self, bank: Bank, rewards: Mapping[str, Sequence[RewardConfig]]) -> None:
+    def __init__(
+        self, bank: Bank, store: Store, rewards: Mapping[str, Sequence[RewardConfig]]
+    ) -> None:
         self._bank = bank
-        self._store = bank.store
+        self._store = store
         self._rewards: dict[str, tuple[RewardConfig, ...]] = {}
         self.update(rewards)
 
@@ -864,20 +748,6 @@ class Rewards:
         channel_id = self._bank.channel_id(channel)
         return await self._store.read(lambda c: get_redemption(c, channel_id, redemption_id))
 
-    async def tally(self, channel: str) -> list[Poll]:
-        """Every poll of the channel with its options, most votes first."""
-        channel_id = self._bank.channel_id(channel)
-        return await self._store.read(lambda c: polls(c, channel_id))
-
-    async def reset_votes(self, channel: str) -> int:
-        """Clear the channel's tallies; returns how many options were removed."""
-        channel_id = self._bank.channel_id(channel)
-        return await self._store.write(
-            lambda tx: (
-                tx.conn.execute("DELETE FROM votes WHERE channel_id = ?", (channel_id,)).rowcount
-            )
-        )
-
     async def title_of(self, channel: str, user_id: str) -> str | None:
         """The title a viewer unlocked most recently (``!points`` shows it), or None."""
         channel_id = self._bank.channel_id(channel)
@@ -900,49 +770,3 @@ class Rewards:
         found = await channel_points.manageable_rewards(helix, broadcaster_id)
         await self.set_owned(channel, [(r.id, r.title) for r in found], replace=True)
         return len(found)
-
-
-# ---- !votes ---------------------------------------------------------------------------
-
-
-def format_tally(found: Sequence[Poll], limit: int = MAX_CHAT_CHARS) -> str:
-    if not found or all(not poll.options for poll in found):
-        return "No votes yet."
-    parts = []
-    for poll in found:
-        options = ", ".join(f"{option} {format_points(count)}" for option, count in poll.options)
-        parts.append(f"{poll.title}: {options}")
-    text = " | ".join(parts)
-    return text if len(text) <= limit else text[: limit - 1].rstrip(" ,|") + "…"
-
-
-async def votes_command(rewards: Rewards, channel: str, args: str, *, is_moderator: bool) -> str:
-    """``!votes`` shows the tally; ``!votes reset`` (moderators and the broadcaster)
-    clears it. Returns the reply."""
-    words = args.split()
-    if not words:
-        return format_tally(await rewards.tally(channel))
-    if words[0].lower() == "reset" and len(words) == 1:
-        if not is_moderator:
-            return "Only moderators can reset the votes."
-        removed = await rewards.reset_votes(channel)
-        return "Votes reset." if removed else "There were no votes to reset."
-    return "Usage: !votes, or !votes reset (moderators)."
-
-
-def votes_chat_command(rewards: Rewards) -> Command:
-    """``!votes`` for the chat command registry: ``handler.register(votes_chat_command(r))``.
-
-    Imported here so the rewards work without the chat package (the webhook, the CLI).
-    """
-    from loyaltybot.chat.commands import Command
-    from loyaltybot.chat.message import Permission
-
-    async def run(ctx: CommandContext) -> str:
-        if ctx.args and ctx.args[0].lower() == "reset":
-            ctx.require(Permission.MODERATOR)
-        return await votes_command(
-            rewards, ctx.channel, " ".join(ctx.args), is_moderator=ctx.roles.trusted
-        )
-
-    return Command("votes", run, read_cooldown=True, usage="!votes, or !votes reset (moderators)")

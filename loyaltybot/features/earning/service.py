@@ -12,16 +12,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import math
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import structlog
 
 from loyaltybot.clock import Clock, to_ms
+from loyaltybot.db import Store
+from loyaltybot.features.earning.presence import PresenceTracker
+from loyaltybot.features.earning.rules import first_due, next_due, rates_of
 from loyaltybot.points import ledger
 from loyaltybot.points.bank import Bank
 from loyaltybot.points.errors import AlreadyApplied
-from loyaltybot.points.ledger import EarningRates, Presence, TickPlan
+from loyaltybot.points.ledger import TickPlan
 from loyaltybot.points.viewers import Viewer
 from loyaltybot.settings import ChannelSettings
 from loyaltybot.twitch import helix as helix_api
@@ -29,202 +32,12 @@ from loyaltybot.twitch.helix import Helix, HelixError
 
 log = structlog.get_logger(__name__)
 
-MAX_TRACKED = 500_000  # viewers remembered per channel per interval (bounded memory)
 MAX_LOOKUPS_PER_TICK = 1_000  # JOIN-only logins resolved through Helix per tick
 SUBSCRIBERS_REFRESH_SECONDS = 1800.0
 CHATTERS_RETRY_SECONDS = 600.0  # a refused chatter list is asked again: the bot may be modded
 SettingsFor = Callable[[str], Awaitable[ChannelSettings]]
 Sleep = Callable[[float], Awaitable[None]]
 
-
-# ---- presence (pure, in memory) ----------------------------------------------------------
-
-
-@dataclass(slots=True)
-class _Active:
-    login: str
-    display_name: str
-    messages: int
-
-
-@dataclass
-class ChannelPresence:
-    """Who is in one channel now and who chatted during the current interval."""
-
-    chatters: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (login, name)
-    active: dict[str, _Active] = field(default_factory=dict)  # chatted this interval
-    joined: set[str] = field(default_factory=set)  # logins seen by IRC JOIN, not PARTed
-    ids: dict[str, str] = field(default_factory=dict)  # login -> user id, learned
-    names: dict[str, str] = field(default_factory=dict)  # user id -> display name, learned
-    subscribers: set[str] = field(default_factory=set)
-    excluded: frozenset[str] = frozenset()
-    chatters_fresh: bool = False  # the list came from Helix for this interval
-
-
-class PresenceTracker:
-    """In-memory presence for every channel; fed by chat, JOIN/PART and Helix."""
-
-    def __init__(self) -> None:
-        self._channels: dict[str, ChannelPresence] = {}
-
-    def channel(self, channel: str) -> ChannelPresence:
-        return self._channels.setdefault(channel, ChannelPresence())
-
-    def forget(self, channel: str) -> None:
-        self._channels.pop(channel, None)
-
-    def set_excluded(self, channel: str, logins: Iterable[str]) -> None:
-        self.channel(channel).excluded = frozenset(logins)
-
-    def message(self, channel: str, viewer: Viewer, *, subscriber: bool) -> None:
-        """A chat message: present, active this interval, subscriber status from badges."""
-        state = self.channel(channel)
-        if viewer.login in state.excluded:
-            return
-        entry = state.active.get(viewer.user_id)
-        if entry is None:
-            if len(state.active) >= MAX_TRACKED:
-                return
-            state.active[viewer.user_id] = _Active(viewer.login, viewer.display_name, 1)
-        else:
-            entry.login, entry.display_name = viewer.login, viewer.display_name
-            entry.messages += 1
-        self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
-        if subscriber:
-            state.subscribers.add(viewer.user_id)
-        else:
-            state.subscribers.discard(viewer.user_id)
-
-    def join(self, channel: str, login: str) -> None:
-        state = self.channel(channel)
-        if login not in state.excluded and len(state.joined) < MAX_TRACKED:
-            state.joined.add(login)
-
-    def part(self, channel: str, login: str) -> None:
-        self.channel(channel).joined.discard(login)
-
-    def set_chatters(self, channel: str, chatters: Mapping[str, tuple[str, str]]) -> None:
-        """The chatter list (user id -> (login, display name)) for this interval.
-
-        A viewer listed again with the same login and name keeps the tuple held from
-        before: its display name is the one the learned-names map holds, so the name just
-        decoded is freed instead of kept twice (ids and logins arrive interned)."""
-        state = self.channel(channel)
-        old, excluded, ids = state.chatters, state.excluded, state.ids
-        kept: dict[str, tuple[str, str]] = {}
-        for uid, pair in chatters.items():
-            if len(kept) >= MAX_TRACKED:
-                break
-            login = pair[0]
-            if login in excluded:
-                continue
-            previous = old.get(uid)
-            kept[uid] = previous if previous == pair else pair
-            if ids.get(login) != uid:
-                self._learn(state, uid, login, pair[1])
-        state.chatters = kept
-        state.chatters_fresh = True
-
-    def drop_chatters(self, channel: str) -> None:
-        """The chatter list cannot be read any more: count chat and JOIN, not the last list."""
-        state = self.channel(channel)
-        state.chatters = {}
-        state.chatters_fresh = False
-
-    def set_subscribers(self, channel: str, user_ids: Iterable[str]) -> None:
-        self.channel(channel).subscribers = set(user_ids)
-
-    def learn(self, channel: str, pairs: Mapping[str, str]) -> None:
-        """login -> user id pairs known elsewhere (the database), to resolve JOIN-only logins."""
-        state = self.channel(channel)
-        for user_id, login in pairs.items():
-            state.ids.setdefault(login, user_id)
-
-    def learn_viewers(self, channel: str, seen: Sequence[Viewer]) -> None:
-        """Viewers first sight just wrote: JOIN-only logins now have their ids."""
-        state = self.channel(channel)
-        for viewer in seen:
-            self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
-
-    def _learn(self, state: ChannelPresence, user_id: str, login: str, name: str) -> None:
-        if len(state.ids) < MAX_TRACKED or login in state.ids:
-            state.ids[login] = user_id
-            if name != login:
-                state.names[user_id] = name
-
-    def unresolved_joins(self, channel: str) -> list[str]:
-        state = self.channel(channel)
-        return [login for login in state.joined if login not in state.ids]
-
-    def present(self, channel: str) -> list[Viewer]:
-        """Everyone present right now (for ``!addpoints all``)."""
-        return [Viewer(uid, login, name) for uid, login, name, _ in self._entries(channel)]
-
-    def _entries(self, channel: str) -> Iterator[tuple[str, str, str, int]]:
-        """(user id, login, display name, messages) of everyone present: the chatter list
-        (or, without one, JOINs resolved to ids), then whoever chatted; never excluded."""
-        state = self.channel(channel)
-        active, excluded = state.active, state.excluded
-        if state.chatters_fresh or state.chatters:
-            for uid, (login, name) in state.chatters.items():
-                if uid not in active and login not in excluded:
-                    yield uid, login, name, 0
-        else:
-            listed: set[str] = set()
-            for login in state.joined:
-                joined_id = state.ids.get(login)
-                if joined_id is not None and joined_id not in active and joined_id not in listed:
-                    listed.add(joined_id)
-                    if login not in excluded:
-                        yield joined_id, login, state.names.get(joined_id, login), 0
-        for uid, seen in active.items():
-            if seen.login not in excluded:
-                yield uid, seen.login, seen.display_name, seen.messages
-
-    def take_interval(self, channel: str) -> list[Presence]:
-        """Who was present this interval, with their message counts; starts the next one."""
-        state = self.channel(channel)
-        subs = state.subscribers
-        present = [
-            Presence(uid, login, name, uid in subs, count)
-            for uid, login, name, count in self._entries(channel)
-        ]
-        state.active = {}
-        state.chatters_fresh = False
-        return present
-
-
-# ---- the schedule (pure) -----------------------------------------------------------------
-
-
-def first_due(now: float, interval: float, last_credited: float | None) -> float:
-    """One interval after the last credited tick, or after start; never at start-up."""
-    if last_credited is not None and last_credited + interval > now:
-        return last_credited + interval
-    return now + interval
-
-
-def next_due(previous_due: float, interval: float, now: float) -> tuple[float, int]:
-    """The due time after ``previous_due``, skipping whole intervals already missed (a
-    suspended machine is not paid for hours in one burst); returns (due, skipped)."""
-    due = previous_due + interval
-    skipped = 0
-    if due + interval <= now:
-        skipped = math.floor((now - due) / interval)
-        due += skipped * interval
-    return due, skipped
-
-
-def rates_of(settings: ChannelSettings) -> EarningRates:
-    return EarningRates(
-        points=settings.points_per_interval,
-        subscriber_points=settings.subscriber_points,
-        active_bonus=settings.active_bonus,
-        min_watch_seconds=round(settings.min_watchtime_minutes * 60),
-    )
-
-
-# ---- the service -------------------------------------------------------------------------
 
 
 @dataclass
@@ -311,20 +124,10 @@ class Earning:
             await self._remove(channel)
 
     async def _add(self, channel: str) -> None:
-        channel_id = self.bank.channel_id(channel)
-        last = await self.bank.store.read(lambda c: ledger.last_tick(c, channel_id))
+        last = await self.bank.last_tick(channel)
         known = await self.bank.load_known_logins(channel)
         self.tracker.learn(channel, known)
-        subs = await self.bank.store.read(
-            lambda c: [
-                r[0]
-                for r in c.execute(
-                    "SELECT user_id FROM viewers WHERE channel_id = ? AND subscriber = 1",
-                    (channel_id,),
-                )
-            ]
-        )
-        self.tracker.set_subscribers(channel, subs)
+        self.tracker.set_subscribers(channel, await self.bank.subscriber_ids(channel))
         self.tracker.set_excluded(channel, self.bank.excluded(channel))
         state = _ChannelState(seq=last[0] if last else 0, watch_since=self.clock.now())
         self._channels[channel] = state
@@ -351,11 +154,8 @@ class Earning:
             present = [p for p in present if p.messages]
         elapsed = max(0.0, self.clock.now() - state.watch_since) if state.live else 0.0
         watch = math.floor(state.watch_carry + elapsed)
-        channel_id = self.bank.channel_id(channel)
         if present:
-            await self.bank.store.write(
-                lambda tx: ledger.record_activity(tx, channel_id, present, watch)
-            )
+            await self.bank.record_activity(channel, present, watch)
         log.info("earning_flushed", channel=channel, viewers=len(present), watch_seconds=watch)
 
     # -- the loop
@@ -411,9 +211,7 @@ class Earning:
         if not live:
             chatted = [p for p in present if p.messages]
             if chatted:
-                await self.bank.store.write(
-                    lambda tx: ledger.record_activity(tx, channel_id, chatted, 0)
-                )
+                await self.bank.record_activity(channel, chatted, 0)
             log.info("earning_skipped_offline", channel=channel, chatted=len(chatted))
             return
         plan = TickPlan(
@@ -429,7 +227,7 @@ class Earning:
         try:
             applied = await self.bank.credit_tick(plan)
         except AlreadyApplied:  # another process credited it: follow the database
-            last = await self.bank.store.read(lambda c: ledger.last_tick(c, channel_id))
+            last = await self.bank.last_tick(channel)
             state.seq = last[0] if last else state.seq
             log.warning("earning_tick_already_credited", channel=channel, seq=plan.seq)
             return
@@ -539,14 +337,16 @@ class Earning:
 
 
 def settings_reader(
-    bank: Bank, file_settings: Callable[[str], Mapping[str, object]]
+    store: Store,
+    channel_id: Callable[[str], int],
+    file_settings: Callable[[str], Mapping[str, object]],
 ) -> SettingsFor:
     """Current settings of a channel: what is stored, with the file's values on top."""
     from loyaltybot import settings as settings_mod
 
     async def read(channel: str) -> ChannelSettings:
-        channel_id = bank.channel_id(channel)
-        stored = await bank.store.read(lambda c: settings_mod.load(c, channel_id))
+        cid = channel_id(channel)
+        stored = await store.read(lambda c: settings_mod.load(c, cid))
         return stored.values.model_copy(update=dict(file_settings(channel)))
 
     return read

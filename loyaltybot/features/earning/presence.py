@@ -1,0 +1,169 @@
+"""Presence (SPEC §4): who is in a channel now, and who chatted this interval, in memory.
+
+Fed by chat, IRC JOIN/PART and the chatter list (Helix); no database write per chat
+message (DESIGN invariant 5): message counts are kept here and written with the tick.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from loyaltybot.points.ledger import Presence
+from loyaltybot.points.viewers import Viewer
+
+MAX_TRACKED = 500_000  # viewers remembered per channel per interval (bounded memory)
+
+
+@dataclass(slots=True)
+class _Active:
+    login: str
+    display_name: str
+    messages: int
+
+
+@dataclass
+class ChannelPresence:
+    """Who is in one channel now and who chatted during the current interval."""
+
+    chatters: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (login, name)
+    active: dict[str, _Active] = field(default_factory=dict)  # chatted this interval
+    joined: set[str] = field(default_factory=set)  # logins seen by IRC JOIN, not PARTed
+    ids: dict[str, str] = field(default_factory=dict)  # login -> user id, learned
+    names: dict[str, str] = field(default_factory=dict)  # user id -> display name, learned
+    subscribers: set[str] = field(default_factory=set)
+    excluded: frozenset[str] = frozenset()
+    chatters_fresh: bool = False  # the list came from Helix for this interval
+
+
+class PresenceTracker:
+    """In-memory presence for every channel; fed by chat, JOIN/PART and Helix."""
+
+    def __init__(self) -> None:
+        self._channels: dict[str, ChannelPresence] = {}
+
+    def channel(self, channel: str) -> ChannelPresence:
+        return self._channels.setdefault(channel, ChannelPresence())
+
+    def forget(self, channel: str) -> None:
+        self._channels.pop(channel, None)
+
+    def set_excluded(self, channel: str, logins: Iterable[str]) -> None:
+        self.channel(channel).excluded = frozenset(logins)
+
+    def message(self, channel: str, viewer: Viewer, *, subscriber: bool) -> None:
+        """A chat message: present, active this interval, subscriber status from badges."""
+        state = self.channel(channel)
+        if viewer.login in state.excluded:
+            return
+        entry = state.active.get(viewer.user_id)
+        if entry is None:
+            if len(state.active) >= MAX_TRACKED:
+                return
+            state.active[viewer.user_id] = _Active(viewer.login, viewer.display_name, 1)
+        else:
+            entry.login, entry.display_name = viewer.login, viewer.display_name
+            entry.messages += 1
+        self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
+        if subscriber:
+            state.subscribers.add(viewer.user_id)
+        else:
+            state.subscribers.discard(viewer.user_id)
+
+    def join(self, channel: str, login: str) -> None:
+        state = self.channel(channel)
+        if login not in state.excluded and len(state.joined) < MAX_TRACKED:
+            state.joined.add(login)
+
+    def part(self, channel: str, login: str) -> None:
+        self.channel(channel).joined.discard(login)
+
+    def set_chatters(self, channel: str, chatters: Mapping[str, tuple[str, str]]) -> None:
+        """The chatter list (user id -> (login, display name)) for this interval.
+
+        A viewer listed again with the same login and name keeps the tuple held from
+        before: its display name is the one the learned-names map holds, so the name just
+        decoded is freed instead of kept twice (ids and logins arrive interned)."""
+        state = self.channel(channel)
+        old, excluded, ids = state.chatters, state.excluded, state.ids
+        kept: dict[str, tuple[str, str]] = {}
+        for uid, pair in chatters.items():
+            if len(kept) >= MAX_TRACKED:
+                break
+            login = pair[0]
+            if login in excluded:
+                continue
+            previous = old.get(uid)
+            kept[uid] = previous if previous == pair else pair
+            if ids.get(login) != uid:
+                self._learn(state, uid, login, pair[1])
+        state.chatters = kept
+        state.chatters_fresh = True
+
+    def drop_chatters(self, channel: str) -> None:
+        """The chatter list cannot be read any more: count chat and JOIN, not the last list."""
+        state = self.channel(channel)
+        state.chatters = {}
+        state.chatters_fresh = False
+
+    def set_subscribers(self, channel: str, user_ids: Iterable[str]) -> None:
+        self.channel(channel).subscribers = set(user_ids)
+
+    def learn(self, channel: str, pairs: Mapping[str, str]) -> None:
+        """login -> user id pairs known elsewhere (the database), to resolve JOIN-only logins."""
+        state = self.channel(channel)
+        for user_id, login in pairs.items():
+            state.ids.setdefault(login, user_id)
+
+    def learn_viewers(self, channel: str, seen: Sequence[Viewer]) -> None:
+        """Viewers first sight just wrote: JOIN-only logins now have their ids."""
+        state = self.channel(channel)
+        for viewer in seen:
+            self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
+
+    def _learn(self, state: ChannelPresence, user_id: str, login: str, name: str) -> None:
+        if len(state.ids) < MAX_TRACKED or login in state.ids:
+            state.ids[login] = user_id
+            if name != login:
+                state.names[user_id] = name
+
+    def unresolved_joins(self, channel: str) -> list[str]:
+        state = self.channel(channel)
+        return [login for login in state.joined if login not in state.ids]
+
+    def present(self, channel: str) -> list[Viewer]:
+        """Everyone present right now (for ``!addpoints all``)."""
+        return [Viewer(uid, login, name) for uid, login, name, _ in self._entries(channel)]
+
+    def _entries(self, channel: str) -> Iterator[tuple[str, str, str, int]]:
+        """(user id, login, display name, messages) of everyone present: the chatter list
+        (or, without one, JOINs resolved to ids), then whoever chatted; never excluded."""
+        state = self.channel(channel)
+        active, excluded = state.active, state.excluded
+        if state.chatters_fresh or state.chatters:
+            for uid, (login, name) in state.chatters.items():
+                if uid not in active and login not in excluded:
+                    yield uid, login, name, 0
+        else:
+            listed: set[str] = set()
+            for login in state.joined:
+                joined_id = state.ids.get(login)
+                if joined_id is not None and joined_id not in active and joined_id not in listed:
+                    listed.add(joined_id)
+                    if login not in excluded:
+                        yield joined_id, login, state.names.get(joined_id, login), 0
+        for uid, seen in active.items():
+            if seen.login not in excluded:
+                yield uid, seen.login, seen.display_name, seen.messages
+
+    def take_interval(self, channel: str) -> list[Presence]:
+        """Who was present this interval, with their message counts; starts the next one."""
+        state = self.channel(channel)
+        subs = state.subscribers
+        present = [
+            Presence(uid, login, name, uid in subs, count)
+            for uid, login, name, count in self._entries(channel)
+        ]
+        state.active = {}
+        state.chatters_fresh = False
+        return present
