@@ -36,6 +36,7 @@ test-fast: install
 lint: install
 	$(VENV)/bin/ruff check loyaltybot tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 # Every benchmark, one JSON line per figure (BENCHMARKS.md records them). SEED=--seed also runs
 # the seed's better-sqlite3 code in the same run (needs ../shared/peers/seed-js installed).
