@@ -3,7 +3,7 @@ on loopback, and a harness running the real webhook app over a real SQLite file.
 
 Until ``loyaltybot.simulator`` has its EventSub sender, requests are signed here with the
 same formula the daemon verifies (``twitch.eventsub.sign``), which the reference's test
-vectors pin down in test_eventsub_signature.py.
+vectors pin down in tests/eventsub/test_signature.py.
 """
 
 from __future__ import annotations

@@ -27,7 +27,7 @@ from loyaltybot.simulator import Simulator
 from loyaltybot.twitch.helix import Helix, HelixError
 from loyaltybot.twitch.oauth import StaticToken
 
-DATA = Path(__file__).parent / "data" / "imports"
+DATA = Path(__file__).resolve().parents[1] / "data" / "imports"
 CHANNEL = "alice"
 USERS = {"viewer_one": "501", "viewer_two": "502", "viewer_three": "503", "viewer_four": "504"}
 

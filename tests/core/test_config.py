@@ -10,7 +10,7 @@ import pytest
 
 from loyaltybot.config import ConfigError, Secret, load_config
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 MINIMAL = """
 [twitch]
 client_id = "abc"

@@ -20,7 +20,7 @@ from loyaltybot.points.errors import InsufficientPoints
 from loyaltybot.points.ledger import EntryType
 from tests.conftest import CHANNEL, viewer
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 async def test_64_concurrent_gives_from_a_sender_who_can_afford_10(bank: Bank) -> None:
