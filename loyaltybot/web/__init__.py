@@ -1,4 +1,8 @@
-"""The web server: dashboard, public leaderboards, JSON API, health and metrics.
+"""The web, the edge: the aiohttp application the dashboard and public pages live in.
 
-Build it with ``loyaltybot.web.app.make_app``; see that module for what it needs.
+What lives here: the app factory (``app.make_app``), login with Twitch (``auth``),
+sessions and CSRF, who may see a channel's pages (``access``), rendering and the base
+layout (``pages``, ``templates/``), the dashboard's own pages (channels, overview,
+settings), and the public index, health and metrics (``api``). What may not: any
+feature. Features add their routes, tabs and templates through the composition root.
 """
