@@ -30,6 +30,7 @@ from loyaltybot.points.viewers import normalize_login
 
 if TYPE_CHECKING:
     from loyaltybot.twitch.clients import TwitchClients
+    from loyaltybot.twitch.helix import Helix
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
 
@@ -109,6 +110,30 @@ async def twitch(config: Config, store: Store) -> AsyncIterator[TwitchClients]:
 
     async with aiohttp.ClientSession() as session:
         yield TwitchClients(config, session, Tokens(config, store, session), attempts=2)
+
+
+@contextlib.asynccontextmanager
+async def lookup(
+    config: Config, store: Store, *, unasked: str, failed: str
+) -> AsyncIterator[Helix]:
+    """A Helix client for asking Twitch who a login is (``TwitchClients.lookup``).
+
+    Without a token: ``CliError(unasked)``. A token Twitch refuses, or a call in the block
+    that fails: ``CliError(failed.format(reason=...))``."""
+    from loyaltybot.twitch.helix import HelixError
+    from loyaltybot.twitch.oauth import TokenError
+
+    async with twitch(config, store) as clients:
+        try:
+            helix = await clients.lookup()
+        except TokenError as exc:
+            raise CliError(failed.format(reason=exc)) from None
+        if helix is None:
+            raise CliError(unasked)
+        try:
+            yield helix
+        except HelixError as exc:
+            raise CliError(failed.format(reason=exc)) from None
 
 
 def channel_of(config: Config, bank: Bank, channel: str) -> str:

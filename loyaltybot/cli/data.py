@@ -20,8 +20,8 @@ from loyaltybot.cli.common import (
     Opened,
     channel_of,
     config_of,
+    lookup,
     opened,
-    twitch,
 )
 from loyaltybot.config import Config
 from loyaltybot.db import integrity_of, migrations
@@ -33,8 +33,12 @@ OWN_FORMATS = ("csv", "json")
 
 
 async def cmd_check_config(args: argparse.Namespace) -> int:
+    from loyaltybot.cli.warnings import config_warnings  # reads the database, if any
+
     config = config_of(args)
     print(f"{config.path}: ok ({len(config.channels)} channel(s): {', '.join(config.channels)})")
+    for line in config_warnings(config):
+        print(line, file=sys.stderr)
     return EXIT_OK
 
 
@@ -160,25 +164,14 @@ async def _resolve(
     config: Config, db: Opened, rows: list[importers.SourceRow]
 ) -> importers.Resolution:
     """Other bots name logins: Twitch says whose they are (Get Users, 100 per request)."""
-    from loyaltybot.twitch.helix import HelixError
-    from loyaltybot.twitch.oauth import TokenError
-
-    async with twitch(config, db.store) as clients:
-        try:
-            helix = await clients.lookup()
-        except TokenError as exc:
-            raise CliError(f"{exc}; nothing was imported") from None
-        if helix is None:
-            raise CliError(
-                "resolving logins needs Twitch: set twitch.client_secret, or run"
-                " `loyaltybot auth`; nothing was imported"
-            )
-        try:
-            return await importers.resolve(helix, rows)
-        except HelixError as exc:
-            raise CliError(
-                f"could not ask Twitch who the viewers are ({exc}); nothing was imported"
-            ) from None
+    async with lookup(
+        config,
+        db.store,
+        unasked="resolving logins needs Twitch: set twitch.client_secret, or run"
+        " `loyaltybot auth`; nothing was imported",
+        failed="could not ask Twitch who the viewers are ({reason}); nothing was imported",
+    ) as helix:
+        return await importers.resolve(helix, rows)
 
 
 def _own_summary(report: ImportReport, channel: str, dry_run: bool) -> list[str]:

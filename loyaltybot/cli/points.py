@@ -16,8 +16,8 @@ from loyaltybot.cli.common import (
     channel_of,
     config_of,
     effective_settings,
+    lookup,
     opened,
-    twitch,
     whoami,
 )
 from loyaltybot.config import Config
@@ -93,23 +93,14 @@ async def resolve_viewer(
     if user_id is not None:
         return Viewer(user_id, login, login)
     unseen = f"{login} has never been seen in #{channel}"
-    from loyaltybot.twitch.helix import HelixError
-    from loyaltybot.twitch.oauth import TokenError
-
-    async with twitch(config, db.store) as clients:
-        try:
-            helix = await clients.lookup()
-        except TokenError as exc:
-            raise CliError(f"{unseen}, and Twitch could not tell who that is ({exc})") from None
-        if helix is None:
-            raise CliError(
-                f"{unseen}, and Twitch cannot be asked who that is:"
-                " set twitch.bot_token or twitch.client_secret, or give --user-id"
-            )
-        try:
-            users = await helix.get_users(logins=[login])
-        except HelixError as exc:
-            raise CliError(f"{unseen}, and Twitch could not tell who that is ({exc})") from None
+    async with lookup(
+        config,
+        db.store,
+        unasked=f"{unseen}, and Twitch cannot be asked who that is:"
+        " set twitch.bot_token or twitch.client_secret, or give --user-id",
+        failed=f"{unseen}, and Twitch could not tell who that is ({{reason}})",
+    ) as helix:
+        users = await helix.get_users(logins=[login])
     if not users:
         raise CliError(f"{unseen}, and Twitch has no user called {login}")
     user = users[0]
