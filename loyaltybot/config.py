@@ -162,8 +162,9 @@ class TwitchConfig(_Section):
     irc_url: str = "wss://irc-ws.chat.twitch.tv:443"
     api_url: str = "https://api.twitch.tv/helix"
     auth_url: str = "https://id.twitch.tv/oauth2"
+    eventsub_ws_url: str = "wss://eventsub.wss.twitch.tv/ws"  # EventSub over WebSocket (§6.1)
 
-    @field_validator("irc_url", mode="before")
+    @field_validator("irc_url", "eventsub_ws_url", mode="before")
     @classmethod
     def _irc(cls, value: Any) -> str:
         return _url(value, ("ws", "wss"))
@@ -295,11 +296,19 @@ class ChannelConfig(_Section):
         return value
 
 
+class EventSubConfig(_Section):
+    """How EventSub reaches the daemon (SPEC §6.1); None: webhook with a public URL, else
+    WebSocket."""
+
+    transport: Literal["webhook", "websocket"] | None = None
+
+
 class _Root(_Section):
     database: DatabaseConfig = DatabaseConfig()
     log: LogConfig = LogConfig()
     twitch: TwitchConfig
     web: WebConfig = WebConfig()
+    eventsub: EventSubConfig = EventSubConfig()
     channels: dict[ChannelKey, ChannelConfig] = Field(min_length=1)
 
 
@@ -314,9 +323,17 @@ class Config:
     twitch: TwitchConfig
     web: WebConfig
     channels: Mapping[str, ChannelConfig]
+    eventsub: EventSubConfig = EventSubConfig()
 
     def settings_from_file(self, channel: str) -> dict[str, Any]:
         return self.channels[channel].file_settings
+
+    @property
+    def eventsub_transport(self) -> Literal["webhook", "websocket"]:
+        """The transport in force: as written, else webhook when Twitch can reach us."""
+        if self.eventsub.transport is not None:
+            return self.eventsub.transport
+        return "webhook" if self.web.public_url else "websocket"
 
 
 # ---- loading and errors ----------------------------------------------------------------
@@ -376,10 +393,19 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
         root = _Root.model_validate(dict(data))
     except ValidationError as exc:
         raise ConfigError(path, _problems(exc)) from None
+    if root.eventsub.transport == "webhook" and not root.web.public_url:
+        problem = Problem(
+            "eventsub.transport",
+            '"webhook" needs web.public_url and web.eventsub_secret (Twitch must reach this'
+            ' daemon over https); without a public address use "websocket"',
+        )
+        raise ConfigError(path, [problem])
     database = root.database
     if not database.path.is_absolute():
         database = database.model_copy(update={"path": path.parent / database.path})
-    return Config(path, database, root.log, root.twitch, root.web, dict(root.channels))
+    return Config(
+        path, database, root.log, root.twitch, root.web, dict(root.channels), root.eventsub
+    )
 
 
 def _problems(exc: ValidationError) -> list[Problem]:
