@@ -62,6 +62,7 @@ async def cmd_audit(args: argparse.Namespace) -> int:
         channel = channel_of(config, db.bank, args.channel) if args.channel else None
         problems = await db.bank.audit(channel)
         viewers, channels = await db.bank.counts(channel)
+        rounds, held = await db.bank.escrow_totals(channel)
     if problems:
         for problem in problems:
             print(problem)
@@ -69,6 +70,8 @@ async def cmd_audit(args: argparse.Namespace) -> int:
         return EXIT_FAIL
     where = f"#{channel}" if channel else f"{channels} channel(s)"
     print(f"audit ok: {viewers:,} viewer balances in {where} equal their history")
+    if rounds:
+        print(f"          {rounds:,} open round(s) hold exactly their stakes: {held:,} points")
     return EXIT_OK
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sys import intern
 
 from loyaltybot.db import Store, Tx
-from loyaltybot.points import exchange, history, ledger, viewers
+from loyaltybot.points import escrow, exchange, history, ledger, viewers
 from loyaltybot.points.errors import BalanceTooHigh, UnknownChannel, UnknownViewer
 from loyaltybot.points.first_sight import FirstSight, ViewersSeen
 from loyaltybot.points.ledger import (
@@ -252,6 +252,111 @@ class Bank:
             )
         except UnknownViewer as exc:
             raise UnknownViewer(exc.login, channel) from None
+
+    # ---- escrow: rounds and stakes (see points/escrow.py for the rules) -----------------
+
+    async def open_round(
+        self, channel: str, kind: str, *, deadline_ms: int | None = None
+    ) -> escrow.Round:
+        """A new open round of ``kind`` (the owning feature) in the channel."""
+        channel_id = self.channel_id(channel)
+        return await self.store.write(
+            lambda tx: escrow.open_round(tx, channel_id, kind, deadline_ms=deadline_ms)
+        )
+
+    async def stake(
+        self,
+        round_id: int,
+        viewer: Viewer,
+        amount: int,
+        *,
+        kind: EntryType,
+        units: int = 0,
+        option: int | None = None,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> escrow.StakeAccepted:
+        """Take ``amount`` points (and ``units``) from the viewer into the open round.
+
+        Raises:
+            UnknownRound, RoundNotOpen, InsufficientPoints, StakeOptionMismatch,
+            InvalidAmount: nothing changes.
+        """
+        return await self.store.write(
+            lambda tx: escrow.stake(
+                tx,
+                round_id,
+                viewer,
+                amount,
+                kind=kind,
+                units=units,
+                option=option,
+                reason=reason,
+                actor=actor,
+            )
+        )
+
+    async def settle_round(
+        self,
+        round_id: int,
+        payouts: Mapping[str, int] | Sequence[tuple[str, int]] = (),
+        *,
+        kind: EntryType,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> escrow.Settlement:
+        """End the round, paying each staker in ``payouts`` (user id -> points).
+
+        Raises:
+            UnknownRound, RoundNotOpen: nothing changes; ValueError: a payout to a stranger.
+        """
+        return await self.store.write(
+            lambda tx: escrow.settle(tx, round_id, payouts, kind=kind, reason=reason, actor=actor)
+        )
+
+    async def refund_round(
+        self,
+        round_id: int,
+        *,
+        kind: EntryType,
+        reason: str | None = None,
+        actor: str | None = None,
+    ) -> escrow.Settlement:
+        """End the round, every stake given back.
+
+        Raises:
+            UnknownRound, RoundNotOpen: nothing changes.
+        """
+        return await self.store.write(
+            lambda tx: escrow.refund(tx, round_id, kind=kind, reason=reason, actor=actor)
+        )
+
+    async def set_round_deadline(self, round_id: int, deadline_ms: int | None) -> escrow.Round:
+        return await self.store.write(lambda tx: escrow.set_deadline(tx, round_id, deadline_ms))
+
+    async def round(self, round_id: int) -> escrow.Round | None:
+        return await self.store.read(lambda c: escrow.get(c, round_id))
+
+    async def stakes(self, round_id: int) -> list[escrow.Stake]:
+        """Every stake of the round, in the order viewers first staked."""
+        return await self.store.read(lambda c: escrow.stakes(c, round_id))
+
+    async def open_rounds(
+        self, channel: str | None = None, kind: str | None = None
+    ) -> list[escrow.Round]:
+        channel_id = None if channel is None else self.channel_id(channel)
+        return await self.store.read(
+            lambda c: escrow.open_rounds(c, channel_id=channel_id, kind=kind)
+        )
+
+    async def due_rounds(self, now_ms: int, kind: str | None = None) -> list[escrow.Round]:
+        """Open rounds whose deadline is at or before ``now_ms`` (the feature settles them)."""
+        return await self.store.read(lambda c: escrow.due(c, now_ms, kind=kind))
+
+    async def escrow_totals(self, channel: str | None = None) -> tuple[int, int]:
+        """(open rounds, points they hold)."""
+        channel_id = None if channel is None else self.channel_id(channel)
+        return await self.store.read(lambda c: escrow.totals(c, channel_id))
 
     # ---- earning --------------------------------------------------------------------
 

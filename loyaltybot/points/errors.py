@@ -71,3 +71,30 @@ class SchemaTooNew(LoyaltyError):
         )
         self.database_version = database_version
         self.code_version = code_version
+
+
+class UnknownRound(LoyaltyError, LookupError):
+    """No escrow round has this id (in this channel)."""
+
+    def __init__(self, round_id: int) -> None:
+        super().__init__(f"no escrow round {round_id}")
+        self.round_id = round_id
+
+
+class RoundNotOpen(LoyaltyError):
+    """A stake, payout or refund for a round that was settled already: nothing changes."""
+
+    def __init__(self, round_id: int, state: str) -> None:
+        super().__init__(f"escrow round {round_id} is {state}, not open")
+        self.round_id = round_id
+        self.state = state
+
+
+class StakeOptionMismatch(LoyaltyError):
+    """A viewer's stake in a round is on one option; another stake must be on the same."""
+
+    def __init__(self, round_id: int, held: int | None, requested: int | None) -> None:
+        super().__init__(f"stake in round {round_id} is on option {held}, not {requested}")
+        self.round_id = round_id
+        self.held = held
+        self.requested = requested

@@ -47,6 +47,22 @@ class EntryType(enum.StrEnum):
     COST = "cost"  # a reward's price in loyalty points
     REFUND = "refund"  # a cost given back (rejected redemption)
     BONUS = "bonus"  # follow, sub, gift, cheer, raid
+    # spending (SPEC §10.7); stakes and their payouts or refunds name their escrow round
+    SHOP_PURCHASE = "shop_purchase"
+    SHOP_REFUND = "shop_refund"
+    GIVEAWAY_TICKET = "giveaway_ticket"  # a stake: tickets are spent at the first draw
+    GIVEAWAY_REFUND = "giveaway_refund"
+    CONTEST_STAKE = "contest_stake"
+    CONTEST_PAYOUT = "contest_payout"
+    CONTEST_REFUND = "contest_refund"
+    GAME_WIN = "game_win"
+    GAME_LOSS = "game_loss"
+    DUEL_STAKE = "duel_stake"
+    DUEL_PAYOUT = "duel_payout"
+    DUEL_REFUND = "duel_refund"
+    HEIST_STAKE = "heist_stake"
+    HEIST_PAYOUT = "heist_payout"
+    HEIST_REFUND = "heist_refund"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,8 +106,10 @@ def credit(
     actor: str | None = None,
     related_user_id: str | None = None,
     ref: str | None = None,
+    round_id: int | None = None,
 ) -> BalanceChange:
-    """Add points, clamped at MAX_POINTS; the row records what was applied.
+    """Add points, clamped at MAX_POINTS; the row records what was applied. ``round_id``
+    names the escrow round a payout or refund comes from (``escrow`` sets it).
 
     Raises:
         InvalidAmount: amount not in [1, MAX_POINTS].
@@ -105,7 +123,18 @@ def credit(
     if applied == 0:
         raise BalanceTooHigh(balance, amount, MAX_POINTS)
     return _apply(
-        tx, channel_id, viewer, balance, amount, applied, kind, reason, actor, related_user_id, ref
+        tx,
+        channel_id,
+        viewer,
+        balance,
+        amount,
+        applied,
+        kind,
+        reason,
+        actor,
+        related_user_id,
+        ref,
+        round_id,
     )
 
 
@@ -120,8 +149,10 @@ def debit(
     actor: str | None = None,
     related_user_id: str | None = None,
     ref: str | None = None,
+    round_id: int | None = None,
 ) -> BalanceChange:
-    """Take points; never below zero.
+    """Take points; never below zero. ``round_id`` names the escrow round a stake goes
+    into (``escrow`` sets it).
 
     Raises:
         InvalidAmount: amount not in [1, MAX_POINTS].
@@ -145,6 +176,7 @@ def debit(
         actor,
         related_user_id,
         ref,
+        round_id,
     )
 
 
@@ -255,6 +287,7 @@ def _apply(
     actor: str | None,
     related_user_id: str | None,
     ref: str | None,
+    round_id: int | None = None,
 ) -> BalanceChange:
     """Change the balance and write its ledger row; the only place that does either."""
     after = balance + applied
@@ -265,8 +298,8 @@ def _apply(
     try:
         cursor = tx.conn.execute(
             "INSERT INTO ledger (channel_id, user_id, amount, requested, balance_after, type,"
-            " reason, related_user_id, actor, ref, created_at)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            " reason, related_user_id, actor, ref, round_id, created_at)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 channel_id,
                 viewer.user_id,
@@ -278,6 +311,7 @@ def _apply(
                 related_user_id,
                 actor,
                 ref,
+                round_id,
                 tx.now_ms,
             ),
         )
@@ -587,7 +621,15 @@ class Discrepancy:
 
 
 def audit(conn: sqlite3.Connection, channel_id: int | None = None) -> list[Discrepancy]:
-    """Prove every balance equals its history. Empty list = the books balance."""
+    """Prove every balance equals its history, and every escrow round holds exactly its
+    recorded stakes (``escrow.audit``). Empty list = the books balance."""
+    from loyaltybot.points import escrow  # escrow builds on this module, not the reverse
+
+    return audit_balances(conn, channel_id) + escrow.audit(conn, channel_id)
+
+
+def audit_balances(conn: sqlite3.Connection, channel_id: int | None = None) -> list[Discrepancy]:
+    """Every balance against its history: ``points == earned_total + sum(ledger)``."""
     where, args = ("WHERE v.channel_id = ?", (channel_id,)) if channel_id is not None else ("", ())
     found: list[Discrepancy] = []
     rows = conn.execute(
