@@ -10,7 +10,7 @@ import os
 import re
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
@@ -323,7 +323,7 @@ class Config:
     twitch: TwitchConfig
     web: WebConfig
     channels: Mapping[str, ChannelConfig]
-    eventsub: EventSubConfig = EventSubConfig()
+    eventsub: EventSubConfig = field(default_factory=EventSubConfig)
 
     def settings_from_file(self, channel: str) -> dict[str, Any]:
         return self.channels[channel].file_settings
