@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -224,7 +224,50 @@ class WebConfig(_Section):
         return int(self.listen.rpartition(":")[2])
 
 
-RewardAction = Literal["grant_points", "chat", "title", "vote", "queue", "forward"]
+RewardAction = Literal["grant_points", "chat", "title", "vote", "queue", "forward", "discord"]
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+class KeyedProblems(ValueError):
+    """Problems of keys below the value being validated, each with its path under it, so
+    a rule about several keys (unique names, ascending hours) still names the exact key:
+    ``channels.alice.levels[1].watch_hours``."""
+
+    def __init__(self, problems: Sequence[tuple[tuple[str | int, ...], str]]) -> None:
+        super().__init__("; ".join(message for _, message in problems))
+        self.problems = list(problems)
+
+
+def _webhook_url(value: Secret | None) -> Secret | None:
+    """A Discord webhook: https (http only on loopback, for stand-ins). The message never
+    repeats the value: it is a secret."""
+    if value is None:
+        return None
+    parts = urlsplit(value.reveal())
+    loopback = parts.scheme == "http" and parts.hostname in _LOOPBACK
+    if not parts.hostname or (parts.scheme != "https" and not loopback):
+        raise ValueError("must be an https URL (the webhook URL Discord gives)")
+    return value
+
+
+_ACTION_NEEDS: Mapping[str, tuple[str, ...]] = {
+    "grant_points": ("amount",),
+    "chat": ("message",),
+    "title": ("unlocks",),
+    "forward": ("url",),
+    "discord": ("message", "webhook_url"),
+}
+
+
+def _check_needs(model: BaseModel, action: str) -> None:
+    """Each action's keys (SPEC §6), named where they are missing.
+
+    Raises:
+        KeyedProblems.
+    """
+    missing = [key for key in _ACTION_NEEDS.get(action, ()) if getattr(model, key) is None]
+    if missing:
+        raise KeyedProblems([((key,), f"is required for action {action!r}") for key in missing])
 
 
 class RewardConfig(_Section):
@@ -243,19 +286,96 @@ class RewardConfig(_Section):
     cooldown_seconds: float = Field(0.0, ge=0, le=86_400)  # per user
     twitch_cost: int = Field(1000, ge=1)  # channel points, for `rewards sync`
     prompt: str = Field("", max_length=200)  # for `rewards sync`; asks for input when set
+    webhook_url: SecretValue | None = None  # discord: the channel webhook's URL, a secret
 
     @field_validator("url", mode="before")
     @classmethod
     def _forward_url(cls, value: Any) -> str:
         return _url(value, ("http", "https"))
 
+    @field_validator("webhook_url", mode="after")
+    @classmethod
+    def _discord(cls, value: Secret | None) -> Secret | None:
+        return _webhook_url(value)
+
     @model_validator(mode="after")
     def _needs(self) -> RewardConfig:
-        needed = {"grant_points": "amount", "chat": "message", "title": "unlocks", "forward": "url"}
-        key = needed.get(self.action)
-        if key and getattr(self, key) is None:
-            raise ValueError(f"action {self.action!r} needs {key!r}")
+        _check_needs(self, self.action)
         return self
+
+
+ShopAction = Literal["chat", "title", "queue", "forward", "discord"]
+SHOP_NAME_MAX_CHARS = 32
+_SHOP_NAME = re.compile(rf"[A-Za-z0-9_-]{{1,{SHOP_NAME_MAX_CHARS}}}")
+WEEK_SECONDS = 7 * 86_400
+
+
+class ShopItemConfig(_Section):
+    """One ``[[channels.<login>.shop]]`` item (SPEC §10.1), with the keys of reward actions.
+
+    The dashboard's item form validates with this same model, so the file and the form
+    accept the same items."""
+
+    name: str  # what viewers type: !buy <name>; unique per channel, case-insensitively
+    cost: int = Field(ge=1, le=MAX_POINTS)
+    description: str = Field("", max_length=200)
+    action: ShopAction = "chat"
+    message: str | None = Field(None, min_length=1, max_length=500)  # chat, discord: template
+    unlocks: str | None = Field(None, min_length=1, max_length=50)  # title
+    url: str | None = None  # forward: a local URL the purchase is POSTed to
+    webhook_url: SecretValue | None = None  # discord
+    timeout_seconds: float = Field(5.0, gt=0, le=60)  # forward
+    retries: int = Field(3, ge=0, le=10)  # forward, discord
+    stock: int | None = Field(None, ge=1, le=MAX_POINTS)  # in all; absent = unlimited
+    per_viewer: int | None = Field(None, ge=1, le=MAX_POINTS)  # per viewer per stream
+    cooldown_seconds: float = Field(0.0, ge=0, le=WEEK_SECONDS)  # per viewer
+    global_cooldown_seconds: float = Field(0.0, ge=0, le=WEEK_SECONDS)  # for the channel
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        if not _SHOP_NAME.fullmatch(value):
+            raise ValueError(
+                f"must be 1 to {SHOP_NAME_MAX_CHARS} letters, digits, _ or - (no spaces)"
+            )
+        return value
+
+    @field_validator("url", mode="before")
+    @classmethod
+    def _forward_url(cls, value: Any) -> str:
+        return _url(value, ("http", "https"))
+
+    @field_validator("webhook_url", mode="after")
+    @classmethod
+    def _discord(cls, value: Secret | None) -> Secret | None:
+        return _webhook_url(value)
+
+    @model_validator(mode="after")
+    def _needs(self) -> ShopItemConfig:
+        _check_needs(self, self.action)
+        return self
+
+    @property
+    def key(self) -> str:
+        """The name as matched: ``!buy Hydrate`` buys ``hydrate``."""
+        return self.name.casefold()
+
+
+class LevelConfig(_Section):
+    """One ``[[channels.<login>.levels]]`` level (SPEC §10.5)."""
+
+    name: str
+    watch_hours: float = Field(ge=0, le=1_000_000, allow_inf_nan=False)
+
+    @field_validator("name", mode="after")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("must not be empty")
+        if len(value) > 50:
+            raise ValueError("must be at most 50 characters")
+        return value
 
 
 class ChannelConfig(_Section):
@@ -266,6 +386,8 @@ class ChannelConfig(_Section):
     admins: tuple[Login, ...] = Field((), strict=False)
     broadcaster_token: SecretValue | None = None
     rewards: tuple[RewardConfig, ...] = Field((), strict=False)
+    shop: tuple[ShopItemConfig, ...] = Field((), strict=False)
+    levels: tuple[LevelConfig, ...] = Field((), strict=False)
     # every key of ChannelSettings is accepted too; see _split_settings
     settings: ChannelSettings = ChannelSettings()
 
@@ -293,6 +415,39 @@ class ChannelConfig(_Section):
         dupes = sorted({t for t in titles if titles.count(t) > 1})
         if dupes:
             raise ValueError(f"two rewards have the same title: {', '.join(dupes)}")
+        return value
+
+    @field_validator("shop", mode="after")
+    @classmethod
+    def _unique_items(cls, value: tuple[ShopItemConfig, ...]) -> tuple[ShopItemConfig, ...]:
+        seen: dict[str, int] = {}
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for i, item in enumerate(value):
+            if item.key in seen:
+                problems.append(((i, "name"), f"is the name of item [{seen[item.key]}] too"))
+            seen.setdefault(item.key, i)
+        if problems:
+            raise KeyedProblems(problems)
+        return value
+
+    @field_validator("levels", mode="after")
+    @classmethod
+    def _ascending(cls, value: tuple[LevelConfig, ...]) -> tuple[LevelConfig, ...]:
+        """Unique names; each level's hours strictly above the one before (an equal
+        threshold would make a level nobody can hold)."""
+        seen: dict[str, int] = {}
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for i, level in enumerate(value):
+            name = level.name.casefold()
+            if name in seen:
+                problems.append(((i, "name"), f"is the name of level [{seen[name]}] too"))
+            seen.setdefault(name, i)
+            if i and level.watch_hours <= value[i - 1].watch_hours:
+                problems.append(
+                    ((i, "watch_hours"), "must be more than the watch_hours of the level before")
+                )
+        if problems:
+            raise KeyedProblems(problems)
         return value
 
 
@@ -411,15 +566,29 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
 def _problems(exc: ValidationError) -> list[Problem]:
     problems = []
     for error in exc.errors(include_url=False):
-        loc = [part for part in error["loc"] if part != "[key]"]
+        loc: list[str | int] = [part for part in error["loc"] if part != "[key]"]
         # The settings of a channel are gathered under a synthetic 'settings' key.
         if len(loc) >= 3 and loc[0] == "channels" and loc[2] == "settings":
             del loc[2]
-        key = ""
-        for part in loc:
-            key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
-        problems.append(Problem(key, _message(error)))
+        cause = (error.get("ctx") or {}).get("error")
+        if isinstance(cause, KeyedProblems):
+            problems += [Problem(_key([*loc, *where]), text) for where, text in cause.problems]
+            continue
+        problems.append(Problem(_key(loc), _message(error)))
     return problems
+
+
+def validation_problems(exc: ValidationError) -> list[Problem]:
+    """Each problem of a model's validation with its key, as ``check-config`` words it
+    (the dashboard's forms use it for the models they share with the file)."""
+    return _problems(exc)
+
+
+def _key(loc: Sequence[str | int]) -> str:
+    key = ""
+    for part in loc:
+        key += f"[{part}]" if isinstance(part, int) else f".{part}" if key else str(part)
+    return key
 
 
 def _message(error: ErrorDetails) -> str:

@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import gc
 import signal
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 
 from loyaltybot import cli, logs, settings
+from loyaltybot.actions.delivery import Delivery
 from loyaltybot.chat.client import ChatClient
 from loyaltybot.chat.message import ChatMessage
 from loyaltybot.chat.outbox import Outbox
@@ -43,8 +44,10 @@ from loyaltybot.features.bonuses.feature import Bonuses
 from loyaltybot.features.earning.feature import EarningFeature
 from loyaltybot.features.earning.presence import PresenceTracker
 from loyaltybot.features.earning.service import Earning
+from loyaltybot.features.levels.feature import LevelsFeature
 from loyaltybot.features.rewards import cli as cli_rewards
 from loyaltybot.features.rewards.feature import RewardsFeature
+from loyaltybot.features.shop.feature import ShopFeature
 from loyaltybot.features.votes.feature import VotesFeature
 from loyaltybot.features.wallet.feature import Wallet
 from loyaltybot.metrics import Metrics
@@ -82,6 +85,8 @@ def secrets_of(config: Config) -> list[str]:
     for channel in config.channels.values():
         if channel.broadcaster_token is not None:
             found.append(channel.broadcaster_token.reveal())
+        hooks = [r.webhook_url for r in channel.rewards] + [i.webhook_url for i in channel.shop]
+        found += [hook.reveal() for hook in hooks if hook is not None]  # Discord webhooks
     return found
 
 
@@ -379,15 +384,15 @@ async def _start(
     )
 
     # ---- the features -------------------------------------------------------------------
+    actions = Delivery(session=session, chat=say)  # chat lines and Discord, for every feature
     features = _features(
         config=config,
         bank=bank,
         store=store,
-        session=session,
+        actions=actions,
         clients=clients,
         earning=earning,
         tracker=tracker,
-        say=say,
     )
     handler = CommandHandler(
         bank,
@@ -418,7 +423,8 @@ async def _start(
     stack.push_async_callback(dispatcher.close)  # after the web server has stopped
     _count_eventsub(metrics, dispatcher.stats)
 
-    worker = jobs.Worker(store, clock, {k: v for f in features for k, v in f.jobs().items()})
+    kinds = {**actions.kinds(), **{k: v for f in features for k, v in f.jobs().items()}}
+    worker = jobs.Worker(store, clock, kinds)
     worker.start()
     stack.push_async_callback(worker.close)  # unfinished jobs stay pending for the next start
 
@@ -510,27 +516,37 @@ def _features(
     config: Config,
     bank: Bank,
     store: Store,
-    session: aiohttp.ClientSession,
+    actions: Delivery,
     clients: TwitchClients,
     earning: Earning,
     tracker: PresenceTracker,
-    say: Callable[[str, str], Awaitable[bool]],
 ) -> list[Feature]:
-    """Every feature, in the order their tabs and commands appear. One line each."""
+    """Every feature, in the order their tabs and commands appear. One line each; what one
+    feature offers another is handed over here (badges, columns, stream state, queues)."""
+    shop = ShopFeature(
+        config=config, bank=bank, store=store, actions=actions, live=earning.is_live
+    )
     rewards = RewardsFeature(
         config=config,
         bank=bank,
         store=store,
-        session=session,
-        chat=say,
+        actions=actions,
         helix_for=clients.broadcaster,
+        queues=[shop.queue],
     )
+    levels = LevelsFeature(config=config, bank=bank)
     return [
-        Wallet(present=earning.present, badges=[rewards.title_badge]),
+        Wallet(
+            present=earning.present,
+            badges=[rewards.title_badge, levels.badge],
+            columns=[("Level", levels.level_name)],
+        ),
         EarningFeature(earning, tracker, config),
         Bonuses(),
         rewards,
         VotesFeature(bank=bank, store=store),
+        shop,
+        levels,
     ]
 
 

@@ -51,11 +51,14 @@ class WorkQueued:
 
 
 class Retry(Exception):
-    """The work failed this time; ``reason`` is short and safe to log."""
+    """The work failed this time; ``reason`` is short and safe to log. ``after`` is how
+    many seconds the other side asked us to wait (an HTTP 429's ``retry_after``): the next
+    attempt waits at least that long, and at most ``MAX_RETRY_AFTER_SECONDS``."""
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, after: float | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
+        self.after = after
 
 
 class GiveUp(Exception):
@@ -100,6 +103,9 @@ def prune(tx: Tx, keep_ms: int) -> int:
         "DELETE FROM pending_work WHERE state <> 'pending' AND updated_at < ?",
         (tx.now_ms - keep_ms,),
     ).rowcount
+
+
+MAX_RETRY_AFTER_SECONDS = 300.0  # a wait asked by the other side is honoured up to this
 
 
 def default_backoff(attempts: int) -> float:
@@ -276,7 +282,7 @@ class Worker:
             try:
                 finish = await kind.run(item)
             except Retry as exc:
-                await self._failed(item, kind, exc.reason)
+                await self._failed(item, kind, exc.reason, exc.after)
             except GiveUp as exc:
                 await self._bury(item, "dead", exc.reason, kind.on_give_up)
             except Exception as exc:
@@ -303,12 +309,15 @@ class Worker:
         if deleted and finish is not None:
             finish(tx)
 
-    async def _failed(self, item: WorkItem, kind: WorkKind, reason: str) -> None:
+    async def _failed(
+        self, item: WorkItem, kind: WorkKind, reason: str, after: float | None = None
+    ) -> None:
         attempts = item.attempts + 1
         if attempts >= kind.max_attempts(item):
             await self._bury(item, "dead", reason, kind.on_give_up, attempts)
             return
-        delay_ms = to_ms(self._backoff(attempts))
+        asked = min(max(0.0, after or 0.0), MAX_RETRY_AFTER_SECONDS)
+        delay_ms = to_ms(max(self._backoff(attempts), asked))
         log.warning(
             "pending_work_retry", work_id=item.id, kind=item.kind, attempt=attempts, reason=reason
         )

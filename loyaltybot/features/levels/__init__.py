@@ -1,1 +1,2 @@
-"""Levels (SPEC §10.5): named ranks reached by accumulated watch time."""
+"""Levels (SPEC §10.5): names for watch time, shown by ``!level``, ``!points`` and the
+dashboard's viewers page."""

@@ -1,19 +1,20 @@
 """What redemptions send to the outside world, run by the pending-work ``Worker``.
 
-Three kinds of work, each created inside a redemption's transaction by ``rewards``:
-a chat line, a forward (POST the redemption as JSON to a local URL), and a Helix
-redemption status update (FULFILLED / CANCELED). Here is only the I/O and how each
-failure is classified; what a result means for the redemption is in ``rewards``.
+Two kinds of work of this feature's own, each created inside a redemption's transaction
+by ``service``: a forward (POST the redemption as JSON to a local URL) and a Helix
+redemption status update (FULFILLED / CANCELED). Chat lines and Discord messages are the
+core's (``loyaltybot.actions.delivery``), as is the forward's HTTP. Here is how each
+failure is classified; what a result means for the redemption is in ``service``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from typing import Any
 
-import aiohttp
 import structlog
 
+from loyaltybot.actions.delivery import Delivery
 from loyaltybot.db import Tx
 from loyaltybot.db.jobs import Finish, GiveUp, Retry, WorkItem, WorkKind
 from loyaltybot.features.rewards import service as rewards
@@ -21,36 +22,20 @@ from loyaltybot.twitch.helix import Helix, HelixError
 
 log = structlog.get_logger(__name__)
 
-ChatSend = Callable[[str, str], Awaitable[bool]]
-"""``(channel, text) -> sent``; False (or an exception) means try again later."""
-
 HelixFor = Callable[[str], Helix | None]
 """The Helix client acting as a channel's broadcaster, or None without a token."""
 
-CHAT_MAX_AGE_SECONDS = 120.0  # a reward's chat line later than this is worse than none
 STATUS_ATTEMPTS = 10
 USER_AGENT = "loyaltybot (reward forward)"
 
 
 class RewardDelivery:
-    def __init__(
-        self,
-        *,
-        session: aiohttp.ClientSession,
-        chat: ChatSend | None = None,
-        helix_for: HelixFor | None = None,
-        chat_max_age: float = CHAT_MAX_AGE_SECONDS,
-    ) -> None:
-        self._session = session
-        self.chat = chat
+    def __init__(self, *, actions: Delivery, helix_for: HelixFor | None = None) -> None:
+        self._actions = actions
         self.helix_for = helix_for
-        self._chat_max_age_ms = round(chat_max_age * 1000)
 
     def kinds(self) -> dict[str, WorkKind]:
         return {
-            rewards.CHAT: WorkKind(
-                self._chat, max_attempts=lambda item: 1000, max_age_ms=self._chat_max_age_ms
-            ),
             rewards.FORWARD: WorkKind(
                 self._forward,
                 max_attempts=lambda item: int(item.payload.get("retries", 0)) + 1,
@@ -61,29 +46,14 @@ class RewardDelivery:
             ),
         }
 
-    async def _chat(self, item: WorkItem) -> Finish | None:
-        if self.chat is None:
-            raise Retry("chat is not connected")
-        if not await self.chat(str(item.payload["channel"]), str(item.payload["text"])):
-            raise Retry("chat did not take the line")
-        return None
-
     async def _forward(self, item: WorkItem) -> Finish | None:
         payload = item.payload
-        url = str(payload["url"])
-        timeout = aiohttp.ClientTimeout(total=float(payload["timeout"]))
-        try:
-            async with self._session.post(
-                url, json=payload["body"], timeout=timeout, headers={"User-Agent": USER_AGENT}
-            ) as response:
-                await response.read()
-                status = response.status
-        except TimeoutError:
-            raise Retry("timed out") from None
-        except aiohttp.ClientError as exc:
-            raise Retry(type(exc).__name__) from None
-        if not 200 <= status < 300:
-            raise Retry(f"HTTP {status}")
+        await self._actions.post_json(
+            str(payload["url"]),
+            payload["body"],
+            timeout_seconds=float(payload["timeout"]),
+            user_agent=USER_AGENT,
+        )
         log.info(
             "redemption_forwarded",
             channel=payload["channel"],

@@ -11,16 +11,18 @@ import aiohttp
 import structlog
 from aiohttp import web
 
-from loyaltybot.config import Config, RewardConfig
+from loyaltybot.actions.delivery import ChatSend, Delivery
+from loyaltybot.actions.queue import Decided, QueueSource, Waiting
+from loyaltybot.config import Config, RewardConfig, Secret
 from loyaltybot.db import Store, Tx
 from loyaltybot.db.jobs import WorkKind
 from loyaltybot.eventsub.dispatch import AfterCommit, Handler, Routed
 from loyaltybot.eventsub.events import RedemptionAdded
 from loyaltybot.features import Feature, NavLink
 from loyaltybot.features.rewards import views
-from loyaltybot.features.rewards.delivery import ChatSend, HelixFor, RewardDelivery
-from loyaltybot.features.rewards.rules import Status
-from loyaltybot.features.rewards.service import RedemptionOutcome, Rewards, prune
+from loyaltybot.features.rewards.delivery import HelixFor, RewardDelivery
+from loyaltybot.features.rewards.rules import Status, reward_key
+from loyaltybot.features.rewards.service import WEBHOOKS, RedemptionOutcome, Rewards, prune
 from loyaltybot.points.bank import Bank
 from loyaltybot.twitch.helix import HelixError
 from loyaltybot.web.state import Stat
@@ -31,7 +33,49 @@ PRUNE_EVERY_SECONDS = 3600.0
 TEMPLATES = Path(__file__).parent / "templates"
 
 
+class RedemptionQueue:
+    """Queued redemptions as the approval queue lists them (``actions.queue``)."""
+
+    name = "redemption"
+
+    def __init__(self, rewards: Rewards) -> None:
+        self._rewards = rewards
+
+    def holds(self, channel: str) -> bool:
+        return any(r.action == "queue" for r in self._rewards.configured(channel))
+
+    async def waiting(self, channel: str, limit: int) -> Sequence[Waiting]:
+        return [
+            Waiting(
+                self.name,
+                r.redemption_id,
+                "Channel points",
+                r.reward_title,
+                r.user_login,
+                r.user_name,
+                r.user_input,
+                r.loyalty_cost,
+                r.created_at,
+            )
+            for r in await self._rewards.list_queue(channel, limit)
+        ]
+
+    async def decide(self, channel: str, entry_id: str, *, approve: bool, actor: str) -> Decided:
+        if approve:
+            decision = await self._rewards.approve(channel, entry_id, actor)
+        else:
+            decision = await self._rewards.reject(channel, entry_id, actor)
+        return Decided(entry_id, approve, decision.refunded)
+
+
 class RewardsFeature(Feature):
+    """``actions`` runs chat lines and Discord messages (the core's, shared with the shop;
+    the daemon registers its job kinds); ``queues`` are the other features' waiting
+    entries the approval queue page lists beside redemptions, handed over by the daemon.
+
+    Built alone (tests, tools), without ``actions``, it runs its own delivery over
+    ``session`` and ``chat``, and ``jobs()`` includes that delivery's kinds."""
+
     name = "rewards"
 
     def __init__(
@@ -40,17 +84,25 @@ class RewardsFeature(Feature):
         config: Config,
         bank: Bank,
         store: Store,
-        session: aiohttp.ClientSession,
-        chat: ChatSend,
         helix_for: HelixFor,
-        chat_max_age: float | None = None,
+        actions: Delivery | None = None,
+        session: aiohttp.ClientSession | None = None,
+        chat: ChatSend | None = None,
+        queues: Sequence[QueueSource] = (),
     ) -> None:
         self._config = config
         self._store = store
         self._helix_for = helix_for
         self.rewards = Rewards(bank, store, _rewards_of(config))
-        options = {} if chat_max_age is None else {"chat_max_age": chat_max_age}
-        self.delivery = RewardDelivery(session=session, chat=chat, helix_for=helix_for, **options)
+        self._own: Delivery | None = None
+        if actions is None:
+            if session is None:
+                raise ValueError("RewardsFeature needs actions, or a session to deliver with")
+            actions = self._own = Delivery(session=session, chat=chat)
+        self.delivery = RewardDelivery(actions=actions, helix_for=helix_for)
+        actions.add_webhooks(WEBHOOKS, self._webhook)
+        self.queue = RedemptionQueue(self.rewards)
+        self._queues: tuple[QueueSource, ...] = (self.queue, *queues)
         self._pruner: asyncio.Task[None] | None = None
 
     # ---- what the edges get ------------------------------------------------------------
@@ -59,10 +111,11 @@ class RewardsFeature(Feature):
         return {RedemptionAdded: self._redeemed}
 
     def jobs(self) -> Mapping[str, WorkKind]:
-        return self.delivery.kinds()
+        own = self._own.kinds() if self._own is not None else {}
+        return {**own, **self.delivery.kinds()}
 
     def routes(self) -> Sequence[web.RouteDef]:
-        return views.routes(self.rewards)
+        return views.routes(self._queues)
 
     def nav(self) -> Sequence[NavLink]:
         return (NavLink("Queue", "queue"),)
@@ -76,10 +129,11 @@ class RewardsFeature(Feature):
         return f"title: {title}" if title else None
 
     async def stats(self, channel: str) -> Sequence[Stat]:
-        """Redemptions waiting for approval, where a reward is held for it."""
-        if not any(r.action == "queue" for r in self.rewards.configured(channel)):
+        """Entries waiting for approval, where something is held for it."""
+        held = [source for source in self._queues if source.holds(channel)]
+        if not held:
             return ()
-        queued = len(await self.rewards.list_queue(channel))
+        queued = sum([len(await source.waiting(channel, 1000)) for source in held])
         return (Stat("Waiting for approval", queued, "queue"),)
 
     # ---- lifecycle -------------------------------------------------------------------------
@@ -105,7 +159,12 @@ class RewardsFeature(Feature):
                 with contextlib.suppress(HelixError):
                     await self.rewards.refresh_owned(channel, helix, broadcaster_id)
 
-    # ---- internals ---------------------------------------------------------------------
+    async def _webhook(self, channel: str, key: str) -> Secret | None:
+        """The Discord webhook of a reward (by its key), as the config says now."""
+        for reward in self.rewards.configured(channel):
+            if reward_key(reward) == key:
+                return reward.webhook_url
+        return None
 
     def _redeemed(self, tx: Tx, routed: Routed) -> AfterCommit | None:
         event = routed.event

@@ -20,50 +20,54 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from loyaltybot import settings
+from loyaltybot.actions import titles
+from loyaltybot.actions.delivery import enqueue_chat, enqueue_discord
+from loyaltybot.actions.queue import NotWaiting, UnknownEntry
+from loyaltybot.actions.text import (
+    MAX_CHAT_CHARS,
+    clean_text,
+    discord_text,
+    format_wait,
+    render,
+    template_values,
+)
 from loyaltybot.config import RewardConfig
 from loyaltybot.db import Store, Tx, jobs, savepoint
 from loyaltybot.eventsub.events import RedemptionAdded
 from loyaltybot.features.rewards import channel_points
 from loyaltybot.features.rewards.rules import (
-    MAX_CHAT_CHARS,
     MAX_OPTIONS_PER_POLL,
     Status,
-    chat_line,
-    clean_text,
-    format_wait,
     match,
     normalize_option,
-    render,
     reward_key,
-    template_values,
 )
 from loyaltybot.points import ledger, viewers
 from loyaltybot.points.amounts import format_points
 from loyaltybot.points.bank import Bank
-from loyaltybot.points.errors import BalanceTooHigh, InsufficientPoints, LoyaltyError
+from loyaltybot.points.errors import BalanceTooHigh, InsufficientPoints
 from loyaltybot.points.ledger import EntryType
 from loyaltybot.twitch.helix import Helix
 
-# Kinds of jobs this module creates (run by ``delivery``).
-CHAT: Final = "chat"
+# Kinds of jobs this module creates (run by ``delivery``; chat lines and Discord messages
+# are the core's: ``loyaltybot.actions.delivery``).
 FORWARD: Final = "forward"
 REDEMPTION_STATUS: Final = "redemption_status"
+WEBHOOKS: Final = "reward"  # the origin of this feature's Discord webhooks
 
 
-class UnknownRedemption(LoyaltyError, LookupError):
+class UnknownRedemption(UnknownEntry):
     def __init__(self, channel: str, redemption_id: str) -> None:
-        super().__init__(f"no redemption {redemption_id!r} in #{channel}")
-        self.channel = channel
+        super().__init__(channel, redemption_id)
         self.redemption_id = redemption_id
 
 
-class NotQueued(LoyaltyError):
+class NotQueued(NotWaiting):
     """Approve or reject of a redemption that is not waiting (any more)."""
 
     def __init__(self, redemption_id: str, status: str) -> None:
-        super().__init__(f"redemption {redemption_id!r} is {status}, not queued")
+        super().__init__(redemption_id, status)
         self.redemption_id = redemption_id
-        self.status = status
 
 
 # ---- records --------------------------------------------------------------------------
@@ -136,13 +140,6 @@ def get_redemption(
     return None if row is None else _record(row)
 
 
-def title_of(conn: sqlite3.Connection, channel_id: int, user_id: str) -> str | None:
-    row = conn.execute(
-        "SELECT title FROM viewer_titles WHERE channel_id = ? AND user_id = ?"
-        " ORDER BY unlocked_at DESC, title LIMIT 1",
-        (channel_id, user_id),
-    ).fetchone()
-    return None if row is None else str(row[0])
 
 
 # ---- the redemption transaction -------------------------------------------------------
@@ -315,7 +312,7 @@ def _apply(ctx: _Context, config: RewardConfig) -> RedemptionOutcome:
     twitch_status = None
     if status is Status.FULFILLED:
         twitch_status = _set_twitch_status(ctx, "FULFILLED")
-        if config.message:
+        if config.message and config.action != "discord":  # discord's goes to Discord
             _say(ctx, render(config.message, _values(ctx)))
     return RedemptionOutcome(
         ctx.channel, event.id, config.title, config.action, status, outcome, twitch_status
@@ -340,13 +337,7 @@ def _act(ctx: _Context, config: RewardConfig, option: str | None) -> tuple[Statu
     if config.action == "chat":
         return Status.FULFILLED, "done"
     if config.action == "title":
-        viewers.upsert(ctx.conn, ctx.channel_id, event.user.viewer, tx.now_ms)
-        ctx.conn.execute(
-            "INSERT INTO viewer_titles (channel_id, user_id, title, unlocked_at, redemption_id)"
-            " VALUES (?, ?, ?, ?, ?) ON CONFLICT (channel_id, user_id, title) DO UPDATE SET"
-            " unlocked_at = excluded.unlocked_at, redemption_id = excluded.redemption_id",
-            (ctx.channel_id, event.user.id, config.unlocks, tx.now_ms, event.id),
-        )
+        titles.unlock(tx, ctx.channel_id, event.user.viewer, config.unlocks or "", event.id)
         return Status.FULFILLED, "title_unlocked"
     if config.action == "vote":
         ctx.conn.execute(
@@ -361,6 +352,18 @@ def _act(ctx: _Context, config: RewardConfig, option: str | None) -> tuple[Statu
     if config.action == "forward":
         jobs.enqueue(tx, FORWARD, ctx.channel_id, _forward_payload(ctx, config))
         return Status.PENDING, "forwarding"
+    if config.action == "discord":
+        text = discord_text(config.message or "", _values(ctx))
+        enqueue_discord(
+            tx,
+            ctx.channel_id,
+            ctx.channel,
+            origin=WEBHOOKS,
+            key=reward_key(config),
+            text=text,
+            retries=config.retries,
+        )
+        return Status.FULFILLED, "posted"
     raise ValueError(f"unknown reward action {config.action!r}")
 
 
@@ -459,12 +462,6 @@ def enqueue_twitch_status(
 
 def _say(ctx: _Context, text: str) -> None:
     enqueue_chat(ctx.tx, ctx.channel_id, ctx.channel, text)
-
-
-def enqueue_chat(tx: Tx, channel_id: int, channel: str, text: str) -> None:
-    line = chat_line(text)
-    if line:
-        jobs.enqueue(tx, CHAT, channel_id, {"channel": channel, "text": line})
 
 
 def _cooldown_until(conn: sqlite3.Connection, channel_id: int, key: str, user_id: str) -> int:
@@ -751,7 +748,7 @@ class Rewards:
     async def title_of(self, channel: str, user_id: str) -> str | None:
         """The title a viewer unlocked most recently (``!points`` shows it), or None."""
         channel_id = self._bank.channel_id(channel)
-        return await self._store.read(lambda c: title_of(c, channel_id, user_id))
+        return await self._store.read(lambda c: titles.latest(c, channel_id, user_id))
 
     async def set_owned(
         self, channel: str, rewards: Iterable[tuple[str, str]], *, replace: bool = False
@@ -770,3 +767,4 @@ class Rewards:
         found = await channel_points.manageable_rewards(helix, broadcaster_id)
         await self.set_owned(channel, [(r.id, r.title) for r in found], replace=True)
         return len(found)
+

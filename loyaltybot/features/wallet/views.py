@@ -10,8 +10,10 @@ import csv
 import io
 import re
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 from urllib.parse import quote, urlencode
 
@@ -51,7 +53,12 @@ _USER_ID = re.compile(r"[0-9A-Za-z_\-]{1,64}")
 # ---- viewers --------------------------------------------------------------------------
 
 
-async def viewers_page(request: web.Request) -> web.StreamResponse:
+Column = tuple[str, Callable[[str, queries.ViewerRow], str | None]]
+"""A column other features add to the viewers page (title, (channel, viewer) -> cell);
+a cell of None everywhere on the page leaves the column out ("" shows as a dash)."""
+
+
+async def viewers_page(request: web.Request, columns: Sequence[Column] = ()) -> web.StreamResponse:
     """GET /dashboard/{channel}/viewers?q=prefix&sort=points&after=cursor."""
     access = await require_access(request)
     query = request.query
@@ -71,6 +78,11 @@ async def viewers_page(request: web.Request) -> web.StreamResponse:
         )
     bank = request.app[BANK]
     ranks = {row.user_id: await bank.rank(access.channel, row.user_id) for row in page.rows}
+    extra = []
+    for title, cell in columns:
+        cells = {row.user_id: cell(access.channel, row) for row in page.rows}
+        if any(value is not None for value in cells.values()):
+            extra.append((title, cells))
 
     def link(**changes: str | None) -> str:
         params = {"q": raw_q, "sort": sort, **changes}
@@ -81,6 +93,7 @@ async def viewers_page(request: web.Request) -> web.StreamResponse:
         "viewers",
         page=page,
         ranks=ranks,
+        columns=extra,
         q=raw_q,
         sort=sort,
         sorts=list(queries.SORTS),
@@ -408,6 +421,7 @@ async def transactions_csv(request: web.Request) -> web.StreamResponse:
     await response.write_eof()
     return response
 
+
 # ---- public: the leaderboard page (an OBS browser source) and its JSON ----------------
 
 
@@ -466,9 +480,9 @@ async def leaderboard_page(request: web.Request) -> web.StreamResponse:
     return response
 
 
-def routes() -> list[web.RouteDef]:
+def routes(columns: Sequence[Column] = ()) -> list[web.RouteDef]:
     return [
-        web.get("/dashboard/{channel}/viewers", viewers_page),
+        web.get("/dashboard/{channel}/viewers", partial(viewers_page, columns=columns)),
         web.get("/dashboard/{channel}/viewers/{user_id}", viewer_page),
         web.post("/dashboard/{channel}/viewers/{user_id}/adjust", adjust_points),
         web.get("/dashboard/{channel}/leaderboard", leaderboard),

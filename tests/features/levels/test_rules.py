@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -12,8 +10,6 @@ from loyaltybot.features.levels.rules import (
     Level,
     Standing,
     level_for,
-    levels_from,
-    validate_levels,
 )
 
 LEVELS = [Level("Newcomer", 0), Level("Regular", 10), Level("Veteran", 100.5)]
@@ -64,42 +60,3 @@ def test_level_is_the_highest_threshold_reached(hours: list[int], seconds: int) 
     assert standing.current == (reached[-1] if reached else None)
     if standing.next is not None:
         assert standing.seconds_to_next == standing.next.watch_seconds - seconds > 0
-
-
-@pytest.mark.parametrize(
-    ("tables", "problems"),
-    [
-        ([{"name": "A", "watch_hours": 0}, {"name": "B", "watch_hours": 1.5}], []),
-        ([{"name": "", "watch_hours": 1}], [("[0].name", "must be a non-empty string")]),
-        ([{"watch_hours": 1}], [("[0].name", "must be a non-empty string")]),
-        ([{"name": "A" * 51, "watch_hours": 1}],
-         [("[0].name", "must be at most 50 characters")]),
-        ([{"name": "A", "watch_hours": 1}, {"name": "a ", "watch_hours": 2}],
-         [("[1].name", "is the same as the name of level [0]")]),
-        ([{"name": "A", "watch_hours": -1}],
-         [("[0].watch_hours", "must be a number from 0 to 1,000,000")]),
-        ([{"name": "A", "watch_hours": "10"}],
-         [("[0].watch_hours", "must be a number from 0 to 1,000,000")]),
-        ([{"name": "A", "watch_hours": True}],
-         [("[0].watch_hours", "must be a number from 0 to 1,000,000")]),
-        ([{"name": "A", "watch_hours": float("nan")}],
-         [("[0].watch_hours", "must be a number from 0 to 1,000,000")]),
-        ([{"name": "A", "watch_hours": 5}, {"name": "B", "watch_hours": 5}],
-         [("[1].watch_hours", "must be more than the watch_hours of the level before")]),
-        ([{"name": "A", "watch_hours": 5}, {"name": "B", "watch_hours": 2}],
-         [("[1].watch_hours", "must be more than the watch_hours of the level before")]),
-        ([{"name": "A", "watch_hours": 1, "colour": "red"}], [("[0].colour", "unknown key")]),
-        (["A"], [("[0]", "must be a table")]),
-        ("A", [("", "must be a list of tables")]),
-    ],
-)
-def test_validate_levels(tables: Any, problems: list[tuple[str, str]]) -> None:
-    """Names unique and non-empty, hours >= 0 and ascending; each problem names its key."""
-    assert validate_levels(tables) == problems
-
-
-def test_levels_from_tables() -> None:
-    """Valid tables become levels; invalid ones raise with every problem."""
-    assert levels_from([{"name": " Regular ", "watch_hours": 10}]) == [Level("Regular", 10)]
-    with pytest.raises(ValueError, match="watch_hours"):
-        levels_from([{"name": "A", "watch_hours": -1}])

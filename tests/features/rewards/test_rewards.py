@@ -10,6 +10,7 @@ import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
+from loyaltybot.actions import text
 from loyaltybot.chat.message import ChatMessage, Roles
 from loyaltybot.chat.registry import CommandHandler
 from loyaltybot.clock import FakeClock
@@ -201,22 +202,22 @@ async def test_chat_template_treats_input_as_text(make_harness: MakeHarness) -> 
         "User1 used Say: hi {balance} {user.__class__} PRIVMSG #x :pwn (1,234 pts) {nope}"
     )
     assert texts[1:3] == ["ban alice", "timeout alice 600"]
-    assert texts[3] == "x" * rules.MAX_INPUT_CHARS
+    assert texts[3] == "x" * text.MAX_INPUT_CHARS
 
 
 def test_render_and_clean_rules() -> None:
     """The pure rules: one-pass substitution, control characters, leading commands, length."""
     values = {"user": "Bob", "input": "{reward}", "reward": "R", "balance": "5"}
-    assert rules.render("{input}/{reward}", values) == "{reward}/R"
-    assert rules.render("{0}{user!r}{}", values) == "{0}{user!r}{}"
-    assert rules.clean_text("a\x00b\u202ec\n\td  e") == "a b c d e"
-    assert rules.chat_line(" /./me hi") == "me hi"
-    assert len(rules.chat_line("y" * 2000)) == 500
+    assert text.render("{input}/{reward}", values) == "{reward}/R"
+    assert text.render("{0}{user!r}{}", values) == "{0}{user!r}{}"
+    assert text.clean_text("a\x00b\u202ec\n\td  e") == "a b c d e"
+    assert text.chat_line(" /./me hi") == "me hi"
+    assert len(text.chat_line("y" * 2000)) == 500
     assert rules.normalize_option("  ＴＥＴＲＩＳ \n") == "tetris"
     assert rules.normalize_option(" \u200b ") is None
-    assert rules.format_wait(0.2) == "1 s"
-    assert rules.format_wait(600) == "10 min"
-    assert rules.format_wait(7300) == "2 h 2 min"
+    assert text.format_wait(0.2) == "1 s"
+    assert text.format_wait(600) == "10 min"
+    assert text.format_wait(7300) == "2 h 2 min"
 
 
 async def test_chat_lines_that_cannot_leave_expire(make_harness: MakeHarness) -> None:
