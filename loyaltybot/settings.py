@@ -47,6 +47,9 @@ class ChannelSettings(BaseModel):
     gift_bonus: int = Field(0, ge=0, le=MAX_POINTS)
     cheer_bonus_per_100: int = Field(0, ge=0, le=MAX_POINTS)
     raid_bonus: int = Field(0, ge=0, le=MAX_POINTS)
+    giveaway_ticket_cost: int = Field(0, ge=0, le=MAX_POINTS)  # 0 = free entry, one ticket
+    giveaway_max_tickets: int = Field(1, ge=1, le=1_000_000)  # per viewer
+    giveaway_subscriber_luck: float = Field(1.0, ge=1, le=10)  # a subscriber's ticket weighs this
 
     @property
     def subscriber_points(self) -> int:

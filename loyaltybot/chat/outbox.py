@@ -112,6 +112,16 @@ class SendLimits:
         return self.channel_interval + self.channel_margin
 
 
+@dataclass(frozen=True, slots=True)
+class Room:
+    """How many more lines could leave for a channel in the current window without waiting
+    behind anything already queued (``spare``), out of the window's ``cap``. A feature
+    that may stay silent (a refusal in a burst) speaks only while there is room to spare."""
+
+    spare: int
+    cap: int
+
+
 @dataclass
 class OutboxCounters:
     """Totals since start (for /metrics)."""
@@ -232,6 +242,19 @@ class SendSchedule:
                 ready = max(ready, last[0] + limits.effective_gap)
         return ready
 
+    def room(self, channel: str, now: float) -> Room:
+        """What the limits leave for ``channel`` now, counting every reply queued (they all
+        count toward the account's window); none while its own queue or gap holds a line
+        back in a channel where the bot is not privileged."""
+        self._expire_window(now)
+        limits = self.limits
+        privileged = self.role(channel).privileged
+        cap = limits.privileged if privileged else limits.account
+        spare = max(0, cap - len(self._sent) - self.pending)
+        if not privileged and (self._queues.get(channel) or self.ready_at(channel, now) > now):
+            spare = 0
+        return Room(spare, cap)
+
     def sent(self, outgoing: Outgoing, at: float) -> None:
         """Record a send handed to Twitch at ``at`` (whether or not it then failed)."""
         self._sent.append(at)
@@ -316,6 +339,10 @@ class Outbox:
     def forget(self, channel: str) -> None:
         self.schedule.forget(channel)
         self._wakeup.set()
+
+    def room(self, channel: str) -> Room:
+        """The send budget left for ``channel`` now (see ``SendSchedule.room``)."""
+        return self.schedule.room(channel, self._clock.monotonic())
 
     def submit(self, reply: Reply) -> bool:
         """Queue one reply; False if it was dropped at once (stale or queue full)."""

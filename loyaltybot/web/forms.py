@@ -60,9 +60,16 @@ _FIELDS: dict[str, FieldText] = {
     "gift_bonus": _f("Gifted sub", "To the gifter, per gift", _B),
     "cheer_bonus_per_100": _f("Cheer", "Per 100 bits", _B),
     "raid_bonus": _f("Raid", "To the raiding broadcaster", _B),
+    "giveaway_ticket_cost": _f(
+        "Ticket cost", "Per giveaway ticket; 0 = free entry, one ticket each", "Giveaways"
+    ),
+    "giveaway_max_tickets": _f("Tickets per viewer", "The most one viewer may hold", "Giveaways"),
+    "giveaway_subscriber_luck": _f(
+        "Subscriber luck", "A subscriber's ticket weighs this much (1 to 10)", "Giveaways", "×"
+    ),
 }
 
-GROUPS = ("Currency", "Earning", "Commands", "Event bonuses", "Other")
+GROUPS = ("Currency", "Earning", "Commands", "Event bonuses", "Giveaways", "Other")
 
 
 def field_info(key: str) -> FieldText:

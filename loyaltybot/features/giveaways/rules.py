@@ -77,7 +77,8 @@ from itertools import accumulate, islice
 from operator import eq, itemgetter, mul
 from typing import Literal, NamedTuple
 
-from loyaltybot.points.errors import LoyaltyError
+from loyaltybot.points.amounts import parse_amount
+from loyaltybot.points.errors import InvalidAmount, LoyaltyError
 
 ALGORITHM = "loyaltybot-draw-v1"
 SEED_BYTES = 32
@@ -110,6 +111,57 @@ class NoTicketsLeft(GiveawayRefusal):
     def __init__(self, maximum: int) -> None:
         super().__init__(f"already holds the maximum of {maximum} tickets")
         self.maximum = maximum
+
+
+class NoGiveaway(GiveawayRefusal):
+    """No giveaway is running in the channel (none open, closed or drawn)."""
+
+
+class GiveawayClosed(GiveawayRefusal):
+    """Tickets for a giveaway that no longer takes them."""
+
+    def __init__(self, giveaway_id: int, state: str) -> None:
+        super().__init__(f"giveaway {giveaway_id} is {state}")
+        self.giveaway_id = giveaway_id
+        self.state = state
+
+
+class CannotAfford(GiveawayRefusal):
+    """The tickets cost more than the viewer has; nothing was taken."""
+
+    def __init__(self, tickets: int, price: int, balance: int) -> None:
+        super().__init__(f"{tickets} tickets cost {price}, balance {balance}")
+        self.tickets = tickets
+        self.price = price
+        self.balance = balance
+
+
+class NotEligible(GiveawayRefusal):
+    """The broadcaster, the bot and the channel's ignored users do not enter."""
+
+    def __init__(self, login: str) -> None:
+        super().__init__(f"{login} cannot enter")
+        self.login = login
+
+
+class WrongState(GiveawayRefusal):
+    """A moderator's action that the giveaway's state does not allow (close a closed one,
+    draw an open one, cancel a drawn one, open while one runs)."""
+
+    def __init__(self, giveaway_id: int, state: str, action: str) -> None:
+        super().__init__(f"cannot {action} giveaway {giveaway_id}: it is {state}")
+        self.giveaway_id = giveaway_id
+        self.state = state
+        self.action = action
+
+
+class NoEntrants(GiveawayRefusal):
+    """A draw with nobody to draw: nobody entered, or everybody has been picked."""
+
+    def __init__(self, giveaway_id: int, entrants: int) -> None:
+        super().__init__(f"giveaway {giveaway_id}: nobody left to draw of {entrants}")
+        self.giveaway_id = giveaway_id
+        self.entrants = entrants
 
 
 class DrawError(ValueError):
@@ -149,6 +201,56 @@ def tickets_to_buy(requested: int | Literal["max"], held: int, max_tickets: int,
     return requested
 
 
+MAX_PRIZE_CHARS = 200
+MAX_DRAW = 25  # winners per !giveaway draw: their names fit in chat lines
+
+
+def parse_ticket_request(args: Sequence[str]) -> int | Literal["max"]:
+    """``!ticket [n|max]``: how many tickets the viewer asks for (default 1).
+
+    Raises:
+        InvalidAmount: not ``max`` nor an amount as SPEC §5 reads them.
+    """
+    if not args:
+        return 1
+    if args[0].lower() in ("max", "all"):
+        return "max"
+    return parse_amount(args[0])
+
+
+def parse_draw(args: Sequence[str]) -> tuple[int, bool]:
+    """``draw [n] [present]``, either order: (winners, present only).
+
+    Raises:
+        InvalidAmount: n is not an amount of SPEC §5, or more than ``MAX_DRAW``.
+        ValueError: a word that is neither (the chat layer shows the usage).
+    """
+    n: int | None = None
+    present = False
+    for word in args:
+        if word.lower() == "present" and not present:
+            present = True
+        elif n is None and word.lower() != "present":
+            n = parse_amount(word)
+            if n > MAX_DRAW:
+                raise InvalidAmount(word, f"must be at most {MAX_DRAW} winners at a time")
+        else:
+            raise ValueError(f"unexpected {word!r}")
+    return (1 if n is None else n), present
+
+
+def clean_prize(text: str) -> str:
+    """The prize as announced: one line, spaces collapsed, at most ``MAX_PRIZE_CHARS``.
+
+    Raises:
+        ValueError: nothing is left.
+    """
+    prize = " ".join("".join(ch for ch in text if ch.isprintable()).split())
+    if not prize:
+        raise ValueError("a giveaway needs a prize")
+    return prize if len(prize) <= MAX_PRIZE_CHARS else prize[: MAX_PRIZE_CHARS - 1] + "…"
+
+
 # ---- seeds ------------------------------------------------------------------------------
 
 
@@ -184,7 +286,7 @@ class Entry(NamedTuple):
     luck: float = 1.0
 
 
-EntryLike = Entry | tuple[str, int, float]
+EntryLike = Entry | tuple[str, int, float | Decimal]
 
 
 def luck_hundredths(luck: float | int | Decimal | str) -> int:
@@ -348,9 +450,10 @@ Present = Callable[[str], bool] | Collection[str]
 class DrawResult:
     """What one ``!giveaway draw`` produced.
 
-    ``winners`` and ``skipped`` are this draw's, in the order picked. ``position`` (random
-    numbers used) and ``taken`` (entrants picked) count from the start of the giveaway,
-    previous draws included. ``exhausted``: the entrants ran out before ``n`` winners.
+    ``winners`` and ``skipped`` are this draw's, in the order picked; ``picked`` is both,
+    interleaved as they came out of the draw order. ``position`` (random numbers used) and
+    ``taken`` (entrants picked) count from the start of the giveaway, previous draws
+    included. ``exhausted``: the entrants ran out before ``n`` winners.
     """
 
     winners: tuple[str, ...]
@@ -358,6 +461,7 @@ class DrawResult:
     position: int
     taken: int
     exhausted: bool
+    picked: tuple[str, ...] = ()
 
 
 def draw(seed_hex: str, entries: Iterable[EntryLike], n: int, *,
@@ -386,6 +490,7 @@ def draw(seed_hex: str, entries: Iterable[EntryLike], n: int, *,
     is_present = _predicate(present)
     winners: list[str] = []
     skipped: list[str] = []
+    picked: list[str] = []
     exhausted = False
     while len(winners) < n:
         try:
@@ -394,7 +499,9 @@ def draw(seed_hex: str, entries: Iterable[EntryLike], n: int, *,
             exhausted = True
             break
         (winners if is_present(user_id) else skipped).append(user_id)
-    return DrawResult(tuple(winners), tuple(skipped), order.position, order.taken, exhausted)
+        picked.append(user_id)
+    return DrawResult(tuple(winners), tuple(skipped), order.position, order.taken, exhausted,
+                      tuple(picked))
 
 
 def _replay(order: DrawOrder, already_won: Iterable[str], already_skipped: Iterable[str]
