@@ -600,6 +600,9 @@ def _message(error: ErrorDetails) -> str:
         "int_type": "must be a whole number",
         "int_from_float": "must be a whole number",
         "float_type": "must be a number",
+        "float_parsing": "must be a number",  # lax mode: the dashboard's forms
+        "int_parsing": "must be a whole number",
+        "finite_number": "must be a finite number",
         "bool_type": "must be true or false",
         "string_type": "must be a string",
         "list_type": "must be a list",
