@@ -25,14 +25,12 @@ from loyaltybot.daemon import apply_channel_config, web_app
 from loyaltybot.db import Store, open_store
 from loyaltybot.eventsub.dispatch import Dispatcher
 from loyaltybot.eventsub.webhook import Webhook
-from loyaltybot.features.rewards.feature import RewardsFeature
 from loyaltybot.features.rewards.service import Rewards
-from loyaltybot.features.votes.feature import VotesFeature
-from loyaltybot.features.wallet.feature import Wallet
 from loyaltybot.metrics import Metrics
 from loyaltybot.points.bank import Bank
 from loyaltybot.simulator import Simulator
 from loyaltybot.web.app import WebServer, start_web
+from tests.dashboard_support import dashboard_features, rewards_of
 from tests.web.conftest import CLIENT_ID, CLIENT_SECRET, USERS, make_config
 
 CHROMIUM = "/usr/bin/chromium"
@@ -74,19 +72,9 @@ async def stack(tmp_path: Path) -> AsyncIterator[Stack]:
     bank = Bank(store)
     await apply_channel_config(config, bank, store)
 
-    async def nowhere(channel: str, text: str) -> bool:
-        return False
-
     session = aiohttp.ClientSession()
-    rewards = RewardsFeature(
-        config=config,
-        bank=bank,
-        store=store,
-        session=session,
-        chat=nowhere,
-        helix_for=lambda channel: None,
-    )
-    features = (Wallet(present=lambda channel: []), rewards, VotesFeature(bank=bank, store=store))
+    features = dashboard_features(bank, store, config, session)
+    rewards = rewards_of(features)
     dispatcher = Dispatcher(store=store, bank=bank, channels=config.channels)
     dispatcher.register(rewards.eventsub())
     await dispatcher.start()

@@ -16,13 +16,12 @@ from loyaltybot.clock import FakeClock
 from loyaltybot.config import Config, parse_config
 from loyaltybot.daemon import apply_channel_config, web_app
 from loyaltybot.db import Store
-from loyaltybot.features.rewards.feature import RewardsFeature
+from loyaltybot.features import Feature
 from loyaltybot.features.rewards.service import Rewards
-from loyaltybot.features.votes.feature import VotesFeature
-from loyaltybot.features.wallet.feature import Wallet
 from loyaltybot.metrics import Metrics
 from loyaltybot.points.bank import Bank
 from loyaltybot.simulator import Simulator
+from tests.dashboard_support import dashboard_features, rewards_of
 
 CLIENT_ID = "sim-client-id"
 CLIENT_SECRET = "sim-client-secret"
@@ -97,29 +96,15 @@ def metrics() -> Metrics:
 
 
 @pytest.fixture
-async def features(
-    bank: Bank, store: Store, config: Config
-) -> AsyncIterator[tuple[Wallet, RewardsFeature, VotesFeature]]:
+async def features(bank: Bank, store: Store, config: Config) -> AsyncIterator[list[Feature]]:
     """The features whose pages the dashboard shows (nobody present, chat never sent)."""
-
-    async def nowhere(channel: str, text: str) -> bool:
-        return False
-
     async with aiohttp.ClientSession() as session:
-        rewards = RewardsFeature(
-            config=config,
-            bank=bank,
-            store=store,
-            session=session,
-            chat=nowhere,
-            helix_for=lambda channel: None,
-        )
-        yield Wallet(present=lambda channel: []), rewards, VotesFeature(bank=bank, store=store)
+        yield dashboard_features(bank, store, config, session)
 
 
 @pytest.fixture
-async def rewards(features: tuple[Wallet, RewardsFeature, VotesFeature]) -> Rewards:
-    return features[1].rewards
+async def rewards(features: list[Feature]) -> Rewards:
+    return rewards_of(features).rewards
 
 
 @pytest.fixture
@@ -129,7 +114,7 @@ async def app(
     config: Config,
     chat: Chat,
     metrics: Metrics,
-    features: tuple[Wallet, RewardsFeature, VotesFeature],
+    features: list[Feature],
     clock: FakeClock,
 ) -> web.Application:
     await apply_channel_config(config, bank, store)
