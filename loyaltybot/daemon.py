@@ -37,13 +37,16 @@ from loyaltybot.clock import Clock, SystemClock
 from loyaltybot.config import Config, ConfigError, load_config
 from loyaltybot.db import Store, jobs, open_store
 from loyaltybot.eventsub import subscriptions
-from loyaltybot.eventsub.dispatch import Dispatcher, EventSubStats
+from loyaltybot.eventsub.dispatch import Dispatcher, EventSubStats, Missed
+from loyaltybot.eventsub.status import EventSubStatus
 from loyaltybot.eventsub.webhook import Webhook
+from loyaltybot.eventsub.websocket import EventSubWebSocket
 from loyaltybot.features import Feature
 from loyaltybot.features.bonuses.feature import Bonuses
 from loyaltybot.features.earning.feature import EarningFeature
 from loyaltybot.features.earning.presence import PresenceTracker
 from loyaltybot.features.earning.service import Earning
+from loyaltybot.features.eventsub_status.feature import EventSubPage
 from loyaltybot.features.levels.feature import LevelsFeature
 from loyaltybot.features.rewards import cli as cli_rewards
 from loyaltybot.features.rewards.feature import RewardsFeature
@@ -122,6 +125,7 @@ class Daemon:
     features: Sequence[Feature]
     earning: Earning
     tracker: PresenceTracker
+    websocket: EventSubWebSocket | None = None  # the WebSocket transport, when in force
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reloads: int = 0
     background: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -138,9 +142,13 @@ class Daemon:
 
     async def ensure_subscriptions(self) -> None:
         """Create the webhook subscriptions the channels need (app token); log what fails.
-        Then tell the features each channel's Twitch id."""
+        Then tell the features each channel's Twitch id. (Over WebSocket, each channel's
+        connection subscribes on its own: only the ids are told here.)"""
         config = self.config
         twitch, web = config.twitch, config.web
+        if config.eventsub_transport == "websocket":
+            await self._broadcasters_known()
+            return
         if self.eventsub is None or not web.public_url or web.eventsub_secret is None:
             return
         if twitch.client_secret is None:
@@ -159,12 +167,31 @@ class Daemon:
                 callback=subscriptions.callback_url(web.public_url, web.eventsub_path),
                 secret=web.eventsub_secret.reveal(),
                 broadcasters=ids,
+                kinds=self.dispatcher.handled(),
             )
         except HelixError as exc:
             log.error("eventsub_subscriptions_failed", error=str(exc))
             return
         for line in subscriptions.describe(report):
             log.warning("eventsub_subscription_failed", detail=line)
+        subscriptions.show(
+            report, ids, self.dispatcher.handled(), self.dispatcher.status, self.clock.now()
+        )
+        for feature in self.features:
+            await feature.broadcasters_known(ids)
+
+    async def _broadcasters_known(self) -> None:
+        """Each channel's Twitch id, asked with the app token or the bot's, for the
+        features (which rewards the bot owns)."""
+        try:
+            helix = await self.clients.lookup()
+            if helix is None:
+                return
+            ids = await subscriptions.resolve_broadcasters(helix, self.config.channels)
+        except (HelixError, TokenError) as exc:
+            log.warning("broadcaster_ids_unknown", error=str(exc))
+            return
+        await self.dispatcher.set_broadcaster_ids(ids)
         for feature in self.features:
             await feature.broadcasters_known(ids)
 
@@ -190,6 +217,7 @@ class Daemon:
                 ("twitch.irc_url", self.config.twitch.irc_url, new.twitch.irc_url),
                 ("twitch.api_url", self.config.twitch.api_url, new.twitch.api_url),
                 ("twitch.bot_login", self.config.twitch.bot_login, new.twitch.bot_login),
+                ("eventsub.transport", self.config.eventsub_transport, new.eventsub_transport),
             )
             if old != now
         ]
@@ -211,6 +239,8 @@ class Daemon:
             self.eventsub.set_secret(new.web.eventsub_secret)
         for feature in self.features:
             await feature.apply(new)
+        if self.websocket is not None:  # new channels, tokens; revoked types come back
+            await self.websocket.apply(new.channels, new.twitch.eventsub_ws_url)
         self.config = new
         self.spawn(self.ensure_subscriptions(), "eventsub-subscriptions")
         self.reloads += 1
@@ -385,6 +415,7 @@ async def _start(
 
     # ---- the features -------------------------------------------------------------------
     actions = Delivery(session=session, chat=say)  # chat lines and Discord, for every feature
+    eventsub_status = EventSubStatus(config.eventsub_transport)
     features = _features(
         config=config,
         bank=bank,
@@ -393,6 +424,8 @@ async def _start(
         clients=clients,
         earning=earning,
         tracker=tracker,
+        live_settings=live_settings,
+        eventsub_status=eventsub_status,
     )
     handler = CommandHandler(
         bank,
@@ -416,12 +449,17 @@ async def _start(
         on_membership=membership,
     )
 
-    dispatcher = Dispatcher(store=store, bank=bank, channels=config.channels)
+    dispatcher = Dispatcher(
+        store=store, bank=bank, channels=config.channels, status=eventsub_status
+    )
     for feature in features:
-        dispatcher.register(feature.eventsub())
+        dispatcher.register(feature.eventsub(), wanted=feature.eventsub_wanted)
     await dispatcher.start()
     stack.push_async_callback(dispatcher.close)  # after the web server has stopped
-    _count_eventsub(metrics, dispatcher.stats)
+    _count_eventsub(metrics, dispatcher.stats, config.eventsub_transport, eventsub_status)
+    websocket = _websocket(config, dispatcher, clients, session, clock, features)
+    if websocket is not None:
+        stack.push_async_callback(websocket.close)  # before the dispatcher closes
 
     kinds = {**actions.kinds(), **{k: v for f in features for k, v in f.jobs().items()}}
     worker = jobs.Worker(store, clock, kinds)
@@ -462,6 +500,8 @@ async def _start(
     for feature in features:
         await feature.start()
         stack.push_async_callback(feature.close)  # earning's runs first: it flushes memory
+    if websocket is not None:
+        websocket.start(config.channels)  # one connection per channel, on its own from now
     return Daemon(
         config=config,
         clock=clock,
@@ -480,6 +520,7 @@ async def _start(
         features=features,
         earning=earning,
         tracker=tracker,
+        websocket=websocket,
         stop=stop,
     )
 
@@ -520,6 +561,8 @@ def _features(
     clients: TwitchClients,
     earning: Earning,
     tracker: PresenceTracker,
+    live_settings: settings.LiveSettings,
+    eventsub_status: EventSubStatus,
 ) -> list[Feature]:
     """Every feature, in the order their tabs and commands appear. One line each; what one
     feature offers another is handed over here (badges, columns, stream state, queues)."""
@@ -542,11 +585,12 @@ def _features(
             columns=[("Level", levels.level_name)],
         ),
         EarningFeature(earning, tracker, config),
-        Bonuses(),
+        Bonuses(settings=live_settings.read),
         rewards,
         VotesFeature(bank=bank, store=store),
         shop,
         levels,
+        EventSubPage(eventsub_status),
     ]
 
 
@@ -571,10 +615,52 @@ def _webhook(config: Config, dispatcher: Dispatcher, clock: Clock) -> Webhook | 
     )
 
 
-def _count_eventsub(metrics: Metrics, stats: EventSubStats) -> None:
+def _websocket(
+    config: Config,
+    dispatcher: Dispatcher,
+    clients: TwitchClients,
+    session: aiohttp.ClientSession,
+    clock: Clock,
+    features: Sequence[Feature],
+) -> EventSubWebSocket | None:
+    """The WebSocket transport (SPEC §6.1), when it is the one in force."""
+    if config.eventsub_transport != "websocket":
+        return None
+
+    async def recover(channel: str, broadcaster_id: str) -> list[Missed]:
+        """What the features can fetch again after a gap (our rewards' redemptions)."""
+        return [m for f in features for m in await f.eventsub_missed(channel, broadcaster_id)]
+
+    return EventSubWebSocket(
+        dispatcher,
+        clients=clients,
+        http=session,
+        url=config.twitch.eventsub_ws_url,
+        clock=clock,
+        recover=recover,
+    )
+
+
+_TRANSPORT_COUNTS = (
+    "notifications",
+    "duplicates",
+    "processed",
+    "failed",
+    "revocations",
+    "reconnects",
+    "session_reconnects",
+    "gaps",
+    "recovered",
+    "malformed",
+)
+
+
+def _count_eventsub(
+    metrics: Metrics, stats: EventSubStats, transport: str, status: EventSubStatus
+) -> None:
     metrics.add_counter_source(
         "loyaltybot_eventsub_messages",
-        "EventSub webhook messages by outcome",
+        "EventSub messages by outcome, every transport together",
         ("outcome",),
         lambda: [
             (("received",), stats.received),
@@ -585,6 +671,30 @@ def _count_eventsub(metrics: Metrics, stats: EventSubStats) -> None:
             (("rejected",), sum(stats.rejected.values())),
         ],
     )
+    stats.of(transport)  # the transport in force shows its zeros from the start
+    metrics.add_counter_source(
+        "loyaltybot_eventsub_transport",
+        "EventSub per transport (webhook, websocket): notifications, duplicates, processed,"
+        " failed, revocations, reconnects, session_reconnects, gaps (connections lost:"
+        " events may have been missed), recovered (redemptions fetched again), malformed",
+        ("transport", "what"),
+        lambda: [
+            ((name, what), getattr(counts, what))
+            for name, counts in stats.transports.items()
+            for what in _TRANSPORT_COUNTS
+        ],
+    )
+    metrics.add_gauge_source(
+        "loyaltybot_eventsub_connected",
+        "1 while the channel's EventSub WebSocket session is up (websocket transport)",
+        ("channel",),
+        lambda: [
+            ((channel,), 1.0 if state.session_id else 0.0)
+            for channel, state in status.channels().items()
+            if state.transport == "websocket"
+        ],
+    )
+
 
 
 def _count_first_sight(metrics: Metrics, bank: Bank) -> None:

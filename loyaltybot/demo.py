@@ -66,12 +66,11 @@ def demo_config(
                 "irc_url": sim.irc_url,
                 "api_url": sim.api_url,
                 "auth_url": sim.auth_url,
+                "eventsub_ws_url": sim.eventsub_ws_url,
             },
-            "web": {
-                "listen": f"127.0.0.1:{port}",
-                "public_url": f"http://127.0.0.1:{port}",
-                "eventsub_secret": secrets.token_urlsafe(24),
-            },
+            # No public address, as at home: EventSub comes over WebSocket (SPEC §6.1).
+            "eventsub": {"transport": "websocket"},
+            "web": {"listen": f"127.0.0.1:{port}"},
             "channels": {
                 CHANNEL: {
                     "currency_name": "cookie",
@@ -154,7 +153,7 @@ async def _run(
         await crowd.start()
     url = bot.web_url
     if not quiet:
-        print(_banner(url), flush=True)
+        print(_banner(url, config.twitch.eventsub_ws_url), flush=True)
     feed = asyncio.create_task(_feed(sim, bot, quiet))
     try:
         if seconds is None:
@@ -176,7 +175,7 @@ async def _run(
     return code if not problems else 1
 
 
-def _banner(url: str) -> str:
+def _banner(url: str, eventsub_ws_url: str) -> str:
     line = "-" * 72
     return f"""{line}
 loyaltybot demo: the real daemon, with a simulated Twitch and ~150 simulated viewers
@@ -185,6 +184,8 @@ loyaltybot demo: the real daemon, with a simulated Twitch and ~150 simulated vie
   OBS overlay:                                {url}/c/{CHANNEL}/leaderboard?overlay=1
   JSON API:                                   {url}/api/v1/channels/{CHANNEL}/leaderboard?limit=5
   health / metrics:                           {url}/healthz   {url}/metrics
+  EventSub over WebSocket (no public URL):    {eventsub_ws_url}
+  EventSub state on the dashboard:            {url}/dashboard/{CHANNEL}/eventsub
 Below: what the bot says in #{CHANNEL}, and the books every few seconds. Ctrl-C stops.
 {line}"""
 

@@ -10,6 +10,12 @@ each inside its own savepoint.
 
 A handler runs on the writer thread, inside the transaction; it returns what to do after
 the commit (log, tell the live state), or None.
+
+Features also say which of their event classes they need for a channel right now
+(``register(..., wanted=)``): the WebSocket transport subscribes to those only
+(``wanted``), the webhook to every class handled (``handled``); ``kinds`` turns a class
+into its subscription. Counters are kept per transport, and what the dashboard shows
+(last event, revocations) goes to ``status``.
 """
 
 from __future__ import annotations
@@ -18,9 +24,10 @@ import asyncio
 import contextlib
 import sqlite3
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
+from typing import Final
 
 import structlog
 
@@ -34,6 +41,8 @@ from loyaltybot.eventsub.events import (
     User,
     named_viewers,
 )
+from loyaltybot.eventsub.kinds import BY_EVENT, Kind, kinds_of
+from loyaltybot.eventsub.status import EventSubStatus, Revoked
 from loyaltybot.points.bank import Bank
 from loyaltybot.points.errors import UnknownChannel
 from loyaltybot.points.first_sight import write_seen
@@ -59,10 +68,42 @@ class Routed:
     event: Event
 
 
+@dataclass(frozen=True, slots=True)
+class Missed:
+    """An event a feature fetched again after a WebSocket gap (SPEC §6.1). ``key`` stands
+    in for the message id, so it is handled once, also across restarts; a feature keys it
+    by what makes the effect once-only too (``redemption:<id>``)."""
+
+    key: str
+    event: Event
+
+
 Handler = Callable[[Tx, Routed], AfterCommit | None]
 """Applies one event inside the notification's transaction; may return an after-commit."""
 
 RevocationListener = Callable[[Subscription], None]
+
+Wanted = Callable[[str], Awaitable[Collection[type]]]
+"""channel -> the event classes a feature needs there now (of those it handles)."""
+
+WEBHOOK: Final = "webhook"
+WEBSOCKET: Final = "websocket"
+
+
+@dataclass
+class TransportStats:
+    """One transport's counters (``/metrics``, by transport)."""
+
+    notifications: int = 0  # handed to the dispatcher
+    duplicates: int = 0
+    processed: int = 0
+    failed: int = 0
+    revocations: int = 0
+    reconnects: int = 0  # WebSocket: a new session after a lost connection
+    session_reconnects: int = 0  # WebSocket: Twitch's session_reconnect followed
+    gaps: int = 0  # WebSocket: connections lost (events may have been missed)
+    recovered: int = 0  # redemptions fetched from Helix after a gap and handled
+    malformed: int = 0  # frames refused
 
 
 @dataclass
@@ -75,6 +116,13 @@ class EventSubStats:
     processed: int = 0
     failed: int = 0
     revocations: int = 0
+    transports: dict[str, TransportStats] = field(default_factory=dict)
+
+    def of(self, transport: str) -> TransportStats:
+        found = self.transports.get(transport)
+        if found is None:
+            found = self.transports[transport] = TransportStats()
+        return found
 
 
 class Outcome:
@@ -91,11 +139,20 @@ _Waiting = tuple[Notification, str | None, "asyncio.Future[object]"]
 class Dispatcher:
     """Routes notifications to channels and handlers, once each; keeps revocations."""
 
-    def __init__(self, *, store: Store, bank: Bank, channels: Mapping[str, object]) -> None:
+    def __init__(
+        self,
+        *,
+        store: Store,
+        bank: Bank,
+        channels: Mapping[str, object],
+        status: EventSubStatus | None = None,
+    ) -> None:
         self._store = store
         self._bank = bank
         self._channels = frozenset(channels)
         self._handlers: dict[type, Handler] = {}
+        self._wanted: list[tuple[frozenset[type], Wanted | None]] = []
+        self.status = status or EventSubStatus(WEBHOOK)
         self._by_broadcaster: dict[str, str] = {}
         self._revocation_listeners: list[RevocationListener] = []
         self.revoked: OrderedDict[str, Subscription] = OrderedDict()
@@ -105,15 +162,34 @@ class Dispatcher:
 
     # ---- wiring -----------------------------------------------------------------------
 
-    def register(self, handlers: Mapping[type, Handler]) -> None:
-        """Handlers by event class; one feature per class. Raises ValueError on a clash."""
+    def register(self, handlers: Mapping[type, Handler], wanted: Wanted | None = None) -> None:
+        """Handlers by event class; one feature per class. ``wanted(channel)`` says which
+        of them the feature needs there now (None: all, always).
+
+        Raises:
+            ValueError: two features handle one class.
+        """
         for kind, handler in handlers.items():
             if kind in self._handlers:
                 raise ValueError(f"two handlers for {kind.__name__}")
             self._handlers[kind] = handler
+        if handlers:
+            self._wanted.append((frozenset(handlers), wanted))
 
     def handles(self, kind: type) -> bool:
         return kind in self._handlers
+
+    def handled(self) -> list[Kind]:
+        """Every kind of event some feature handles (what the webhook subscribes to)."""
+        return kinds_of(self._handlers)
+
+    async def wanted(self, channel: str) -> list[Kind]:
+        """The kinds the features need for this channel now (what a WebSocket subscribes
+        to): a bonus that is off wants no subscription."""
+        classes: set[type] = set()
+        for handled, wanted in self._wanted:
+            classes |= handled if wanted is None else handled & set(await wanted(channel))
+        return kinds_of(classes)
 
     def add_revocation_listener(self, listener: RevocationListener) -> None:
         self._revocation_listeners.append(listener)
@@ -155,7 +231,7 @@ class Dispatcher:
 
     # ---- messages ---------------------------------------------------------------------
 
-    async def revocation(self, message: Revocation) -> bool:
+    async def revocation(self, message: Revocation, *, transport: str = WEBHOOK) -> bool:
         """Log and remember a revocation (once per message id); True if it was new."""
         subscription = message.subscription
         fresh = await self._store.write(lambda tx: _record_message(tx, message.message_id))
@@ -165,8 +241,16 @@ class Dispatcher:
         if not fresh:
             return False
         self.stats.revocations += 1
+        self.stats.of(transport).revocations += 1
+        channel = self._channel_of_condition(subscription.condition)
+        if channel is not None:
+            self.status.channel(channel).revocations.append(
+                Revoked(subscription.type, subscription.status, message.timestamp)
+            )
         log.warning(
             "eventsub_subscription_revoked",
+            channel=channel,
+            transport=transport,
             subscription_id=subscription.id,
             subscription_type=subscription.type,
             status=subscription.status,
@@ -179,17 +263,20 @@ class Dispatcher:
                 log.exception("eventsub_revocation_listener_failed")
         return True
 
-    async def deliver(self, message: Notification) -> str:
+    async def deliver(self, message: Notification, *, transport: str = WEBHOOK) -> str:
         """Apply a notification once. Returns ``Outcome.PROCESSED`` or ``DUPLICATE``.
 
         Raises:
             Exception: the effect failed (nothing of it stayed; Twitch may resend).
         """
+        counts = self.stats.of(transport)
+        counts.notifications += 1
         channel = self._channel_for(message)
         try:
             result = await self._commit(message, channel)
         except Exception:
             self.stats.failed += 1
+            counts.failed += 1
             log.exception(
                 "eventsub_notification_failed",
                 message_id=message.message_id,
@@ -198,9 +285,11 @@ class Dispatcher:
             raise
         if result is _DUPLICATE:
             self.stats.duplicates += 1
-            log.debug("eventsub_duplicate", message_id=message.message_id)
+            counts.duplicates += 1
+            log.debug("eventsub_duplicate", message_id=message.message_id, transport=transport)
             return Outcome.DUPLICATE
         self.stats.processed += 1
+        counts.processed += 1
         self._report(message, channel, result)
         return Outcome.PROCESSED
 
@@ -280,8 +369,20 @@ class Dispatcher:
             tx, Routed(channel, channel_id, message.message_id, message.timestamp, event)
         )
 
+    def _channel_of_condition(self, condition: Mapping[str, str]) -> str | None:
+        for key in ("broadcaster_user_id", "to_broadcaster_user_id"):
+            channel = self._by_broadcaster.get(condition.get(key, ""))
+            if channel is not None:
+                return channel
+        return None
+
     def _report(self, message: Notification, channel: str | None, result: object) -> None:
         """After the commit: the handler's after-commit, or a line saying nobody acted."""
+        if channel is not None:
+            self.status.channel(channel).last_event = (
+                message.subscription.type,
+                message.timestamp,
+            )
         if isinstance(message.event, OtherEvent) or not self.handles(type(message.event)):
             log.info("eventsub_event_ignored", subscription_type=message.subscription.type)
             return
@@ -300,12 +401,39 @@ class Dispatcher:
             except Exception:
                 log.exception("eventsub_after_commit_failed", channel=channel)
 
+    async def deliver_missed(
+        self, missed: Sequence[Missed], *, transport: str, now: float
+    ) -> int:
+        """Events fetched again after a gap, each through ``deliver`` under its key;
+        returns how many had an effect now (not seen before)."""
+        results = await asyncio.gather(
+            *(self.deliver(_recovered(m, now), transport=transport) for m in missed),
+            return_exceptions=True,
+        )
+        processed = sum(1 for result in results if result == Outcome.PROCESSED)
+        self.stats.of(transport).recovered += processed
+        return processed
+
     # ---- housekeeping -----------------------------------------------------------------
 
     async def prune(self) -> None:
         """Forget message ids far older than the freshness window (a replay of one is
         refused as stale)."""
         await self._store.write(_prune)
+
+
+def _recovered(missed: Missed, now: float) -> Notification:
+    """A fetched-again event as a notification: its key is the message id."""
+    kind = BY_EVENT.get(type(missed.event))
+    subscription = Subscription(
+        id="recovered",
+        type=kind.type if kind is not None else "unknown",
+        version=kind.version if kind is not None else "1",
+        status="enabled",
+        condition={},
+        callback=None,
+    )
+    return Notification(missed.key, now, 0, subscription, missed.event)
 
 
 def _record_message(tx: Tx, message_id: str) -> bool:

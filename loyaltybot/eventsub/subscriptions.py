@@ -16,7 +16,8 @@ from typing import Any
 
 import structlog
 
-from loyaltybot.eventsub import events as eventsub
+from loyaltybot.eventsub.kinds import KINDS, Kind
+from loyaltybot.eventsub.status import EventSubStatus, SubscriptionState
 from loyaltybot.twitch.helix import Helix, HelixError, pages
 
 log = structlog.get_logger(__name__)
@@ -55,26 +56,14 @@ class Wanted:
         return not extra and all(condition.get(k) == v for k, v in self.condition.items())
 
 
-def wanted(broadcasters: Mapping[str, str]) -> list[Wanted]:
-    """Everything the daemon subscribes to, for channels given as login -> user id.
-
-    ``channel.follow`` v2 needs a moderator: the broadcaster, whose token granted
-    ``moderator:read:followers``. Raids are the ones *to* the channel.
-    """
-    found = []
-    for channel, user_id in broadcasters.items():
-        mine = {"broadcaster_user_id": user_id}
-        found += [
-            Wanted(channel, eventsub.REDEMPTION_ADD, "1", mine),
-            Wanted(channel, eventsub.STREAM_ONLINE, "1", mine),
-            Wanted(channel, eventsub.STREAM_OFFLINE, "1", mine),
-            Wanted(channel, eventsub.FOLLOW, "2", {**mine, "moderator_user_id": user_id}),
-            Wanted(channel, eventsub.SUBSCRIBE, "1", mine),
-            Wanted(channel, eventsub.SUBSCRIPTION_GIFT, "1", mine),
-            Wanted(channel, eventsub.CHEER, "1", mine),
-            Wanted(channel, eventsub.RAID, "1", {"to_broadcaster_user_id": user_id}),
-        ]
-    return found
+def wanted(broadcasters: Mapping[str, str], kinds: Sequence[Kind] = KINDS) -> list[Wanted]:
+    """What the daemon subscribes to, for channels given as login -> user id: by default
+    every kind of event a feature may handle (``kinds.KINDS``)."""
+    return [
+        Wanted(channel, kind.type, kind.version, kind.condition(user_id))
+        for channel, user_id in broadcasters.items()
+        for kind in kinds
+    ]
 
 
 @dataclass
@@ -114,6 +103,7 @@ async def ensure_subscriptions(
     callback: str,
     secret: str,
     broadcasters: Mapping[str, str],
+    kinds: Sequence[Kind] = KINDS,
 ) -> SubscriptionReport:
     """Create what is missing for these channels (login -> user id); leave the rest.
 
@@ -126,7 +116,7 @@ async def ensure_subscriptions(
     """
     existing = await list_subscriptions(helix)
     report = SubscriptionReport()
-    for want in wanted(broadcasters):
+    for want in wanted(broadcasters, kinds):
         same = [s for s in existing if want.matches(s, callback)]
         if any(s.get("status") in HEALTHY for s in same):
             report.present += 1
@@ -192,3 +182,23 @@ def callback_url(public_url: str, path: str) -> str:
 def describe(report: SubscriptionReport) -> Sequence[str]:
     """One line per failure, for the operator."""
     return [f"#{channel} {kind}: {why}" for channel, kind, why in report.failed]
+
+
+def show(
+    report: SubscriptionReport,
+    broadcasters: Mapping[str, str],
+    kinds: Sequence[Kind],
+    status: EventSubStatus,
+    now: float,
+) -> None:
+    """What the dashboard shows for webhook subscriptions after a check: each needed type
+    is enabled (present or created) or failed, with Twitch's reason."""
+    failed = {(channel, kind): why for channel, kind, why in report.failed}
+    for channel in broadcasters:
+        state = status.channel(channel)
+        state.state = "subscribed" if not any(c == channel for c, _ in failed) else "incomplete"
+        for kind in kinds:
+            why = failed.get((channel, kind.type))
+            state.subscriptions[kind.type] = SubscriptionState(
+                kind.type, "failed" if why else "enabled", detail=why, at=now
+            )

@@ -11,7 +11,7 @@ down into the core, or is handed over by the daemon as a plain function.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from loyaltybot.chat.registry import Command, ErrorRenderer
     from loyaltybot.config import Config
     from loyaltybot.db.jobs import WorkKind
-    from loyaltybot.eventsub.dispatch import Handler
+    from loyaltybot.eventsub.dispatch import Handler, Missed
     from loyaltybot.web.state import Stat
 
 
@@ -38,8 +38,9 @@ class Feature:
     """What a feature offers; every part is optional (the defaults offer nothing).
 
     The daemon collects ``commands`` for chat, ``routes``, ``nav`` and ``stats`` for the web,
-    ``eventsub`` handlers by event class, ``jobs`` (kinds of slow work run after a
-    commit), and calls ``start``/``close`` around the run and ``apply`` on each reload."""
+    ``eventsub`` handlers by event class (with ``eventsub_wanted`` and ``eventsub_missed``
+    for the WebSocket transport), ``jobs`` (kinds of slow work run after a commit), and
+    calls ``start``/``close`` around the run and ``apply`` on each reload."""
 
     name: str = "feature"
 
@@ -66,6 +67,17 @@ class Feature:
 
     def eventsub(self) -> Mapping[type, Handler]:
         return {}
+
+    async def eventsub_wanted(self, channel: str) -> Collection[type]:
+        """Which of the event classes of ``eventsub()`` the channel needs now. Over
+        WebSocket only these are subscribed to (a bonus that is off needs none); the
+        webhook subscribes to every class handled."""
+        return tuple(self.eventsub())
+
+    async def eventsub_missed(self, channel: str, broadcaster_id: str) -> Sequence[Missed]:
+        """After the WebSocket was down (Twitch replays nothing): events Twitch can still
+        tell, to be handled once like any other (SPEC §6.1)."""
+        return ()
 
     def jobs(self) -> Mapping[str, WorkKind]:
         return {}

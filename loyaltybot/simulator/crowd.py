@@ -266,11 +266,16 @@ class Crowd:
                 self._maybe_follow()
 
     def _subscribed(self, kind: str) -> bool:
+        """Someone listens for this event of the channel, over a webhook or a WebSocket."""
+        listening = [
+            *((s.type, s.status, s.condition) for s in self.sim.eventsub.subscriptions),
+            *((s.type, s.status, s.condition) for s in self.sim.eventsub_ws.subscriptions),
+        ]
         return any(
-            s.type == kind
-            and s.status == "enabled"
-            and s.condition.get("broadcaster_user_id") == self.channel.id
-            for s in self.sim.eventsub.subscriptions
+            sub_type == kind
+            and status == "enabled"
+            and condition.get("broadcaster_user_id") == self.channel.id
+            for sub_type, status, condition in listening
         )
 
     def _maybe_redeem(self) -> None:

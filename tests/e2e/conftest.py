@@ -61,6 +61,7 @@ def make_config(
             "irc_url": sim.irc_url,
             "api_url": sim.api_url,
             "auth_url": sim.auth_url,
+            "eventsub_ws_url": sim.eventsub_ws_url,
         },
         "web": {"listen": "127.0.0.1:0"},
         "channels": channels,

@@ -1,8 +1,9 @@
-"""The bonuses feature as the daemon registers it: EventSub handlers for five event types."""
+"""The bonuses feature as the daemon registers it: EventSub handlers for five event types,
+and which of them a channel needs (those whose bonus is switched on)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Collection, Mapping
 
 import structlog
 
@@ -10,7 +11,9 @@ from loyaltybot.db import Tx
 from loyaltybot.eventsub.dispatch import AfterCommit, Handler, Routed
 from loyaltybot.eventsub.events import Cheer, Follow, Raid, Subscribe, SubscriptionGift
 from loyaltybot.features import Feature
+from loyaltybot.features.bonuses.rules import events_switched_on
 from loyaltybot.features.bonuses.service import BonusOutcome, apply_bonus
+from loyaltybot.settings import ChannelSettings
 
 log = structlog.get_logger(__name__)
 
@@ -18,8 +21,18 @@ log = structlog.get_logger(__name__)
 class Bonuses(Feature):
     name = "bonuses"
 
+    def __init__(
+        self, settings: Callable[[str], Awaitable[ChannelSettings]] | None = None
+    ) -> None:
+        self._settings = settings  # a channel's current settings; None: every bonus counts
+
     def eventsub(self) -> Mapping[type, Handler]:
         return dict.fromkeys((Follow, Subscribe, SubscriptionGift, Cheer, Raid), self._apply)
+
+    async def eventsub_wanted(self, channel: str) -> Collection[type]:
+        if self._settings is None:
+            return tuple(self.eventsub())
+        return events_switched_on(await self._settings(channel))
 
     @staticmethod
     def _apply(tx: Tx, routed: Routed) -> AfterCommit | None:

@@ -70,3 +70,20 @@ def plan_bonus(event: Event, rules: ChannelSettings) -> BonusPlan | None:
             "raid", event.raider, rules.raid_bonus, f"raid with {event.viewers} viewers"
         )
     return None
+
+
+def events_switched_on(rules: ChannelSettings) -> frozenset[type]:
+    """The event classes whose bonus is on (> 0) in these settings: over EventSub WebSocket
+    only those are subscribed to."""
+    on: set[type] = set()
+    if rules.follow_bonus > 0:
+        on.add(Follow)
+    if max(rules.sub_bonus_tier1, rules.sub_bonus_tier2, rules.sub_bonus_tier3) > 0:
+        on.add(Subscribe)
+    if rules.gift_bonus > 0:
+        on.add(SubscriptionGift)
+    if rules.cheer_bonus_per_100 > 0:
+        on.add(Cheer)
+    if rules.raid_bonus > 0:
+        on.add(Raid)
+    return frozenset(on)

@@ -7,11 +7,20 @@ token (``channel:manage:redemptions``). Only rewards created by our client id ar
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
+from typing import Any
 
-from loyaltybot.twitch.helix import Helix, HelixError, TwitchUser
+import structlog
+
+from loyaltybot.eventsub import events
+from loyaltybot.eventsub.events import Malformed, RedemptionAdded
+from loyaltybot.twitch.helix import Helix, HelixError, TwitchUser, pages
+
+log = structlog.get_logger(__name__)
 
 REWARDS_PATH = "/channel_points/custom_rewards"
+REDEMPTIONS_PATH = "/channel_points/custom_rewards/redemptions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,3 +89,55 @@ async def create_reward(
     if not data:
         raise HelixError(0, "Twitch did not return the new reward")
     return TwitchReward(str(data[0]["id"]), str(data[0]["title"]))
+
+
+async def unfulfilled_redemptions(
+    helix: Helix, broadcaster_id: str, reward_id: str, *, limit: int = 1000
+) -> list[RedemptionAdded]:
+    """Get Custom Reward Redemption, status UNFULFILLED, oldest first (one of our rewards):
+    what Twitch still holds for the bot, as the events EventSub would have sent.
+
+    Raises:
+        HelixError: Twitch could not be asked.
+    """
+    params = [
+        ("broadcaster_id", broadcaster_id),
+        ("reward_id", reward_id),
+        ("status", "UNFULFILLED"),
+        ("sort", "OLDEST"),
+        ("first", "50"),
+    ]
+    found: list[RedemptionAdded] = []
+    async with contextlib.aclosing(pages(helix, REDEMPTIONS_PATH, params)) as listed:
+        async for data in listed:
+            for item in data:
+                try:
+                    found.append(_as_event(item))
+                except (Malformed, TypeError) as exc:
+                    log.warning("redemption_from_helix_malformed", reason=str(exc))
+            if len(found) >= limit:
+                break
+    return found[:limit]
+
+
+def _as_event(item: Any) -> RedemptionAdded:
+    """A Helix redemption in EventSub's field names, parsed by the same code as events."""
+    if not isinstance(item, dict):
+        raise Malformed("a redemption is not an object")
+    raw = {
+        "id": item.get("id"),
+        "broadcaster_user_id": item.get("broadcaster_id"),
+        "broadcaster_user_login": item.get("broadcaster_login"),
+        "broadcaster_user_name": item.get("broadcaster_name"),
+        "user_id": item.get("user_id"),
+        "user_login": item.get("user_login"),
+        "user_name": item.get("user_name"),
+        "user_input": item.get("user_input"),
+        "status": item.get("status"),
+        "reward": item.get("reward"),
+        "redeemed_at": item.get("redeemed_at"),
+    }
+    event = events.parse_event(events.REDEMPTION_ADD, raw)
+    if not isinstance(event, RedemptionAdded):  # parse_event's answer for this type
+        raise Malformed("not a redemption")
+    return event
