@@ -47,6 +47,8 @@ from loyaltybot.features.earning.feature import EarningFeature
 from loyaltybot.features.earning.presence import PresenceTracker
 from loyaltybot.features.earning.service import Earning
 from loyaltybot.features.eventsub_status.feature import EventSubPage
+from loyaltybot.features.giveaways import cli as cli_giveaways
+from loyaltybot.features.giveaways.feature import GiveawaysFeature
 from loyaltybot.features.levels.feature import LevelsFeature
 from loyaltybot.features.rewards import cli as cli_rewards
 from loyaltybot.features.rewards.feature import RewardsFeature
@@ -426,6 +428,9 @@ async def _start(
         tracker=tracker,
         live_settings=live_settings,
         eventsub_status=eventsub_status,
+        outbox=outbox,
+        clock=clock,
+        metrics=metrics,
     )
     handler = CommandHandler(
         bank,
@@ -563,6 +568,9 @@ def _features(
     tracker: PresenceTracker,
     live_settings: settings.LiveSettings,
     eventsub_status: EventSubStatus,
+    outbox: Outbox,
+    clock: Clock,
+    metrics: Metrics,
 ) -> list[Feature]:
     """Every feature, in the order their tabs and commands appear. One line each; what one
     feature offers another is handed over here (badges, columns, stream state, queues)."""
@@ -590,6 +598,8 @@ def _features(
         VotesFeature(bank=bank, store=store),
         shop,
         levels,
+        GiveawaysFeature(bank=bank, store=store, clock=clock, outbox=outbox,
+                         present=earning.present, config=config, metrics=metrics),
         EventSubPage(eventsub_status),
     ]
 
@@ -696,7 +706,6 @@ def _count_eventsub(
     )
 
 
-
 def _count_first_sight(metrics: Metrics, bank: Bank) -> None:
     stats = bank.first_sight.stats
     metrics.add_counter_source(
@@ -742,7 +751,7 @@ def _demo_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--seconds", type=float, help="stop after this long (default: Ctrl-C)")
 
 
-FEATURE_COMMANDS: tuple[CliCommand, ...] = (cli_rewards.COMMAND,)
+FEATURE_COMMANDS: tuple[CliCommand, ...] = (cli_rewards.COMMAND, cli_giveaways.COMMAND)
 
 
 def cli_commands() -> tuple[CliCommand, ...]:

@@ -1,8 +1,9 @@
 """The giveaways feature as the daemon registers it.
 
-The daemon hands it ``say`` (a line the bot says on its own, within the send limits),
-``present`` (who is in a channel now, for ``draw present``) and ``room`` (the chat send
-budget left, so a burst's refusals never crowd out the announcements). Its tickets are
+The daemon hands it the chat ``outbox`` (announcements and summaries leave through it,
+within the send limits, and its ``room`` says when a burst's refusals may be answered
+without crowding them out) and ``present`` (who is in a channel now, for ``draw
+present``). Its tickets are
 escrow stakes in the database, so a restart (or a crash) leaves them held exactly; there
 is nothing to resume at start-up: a giveaway has no deadline, a moderator ends it.
 """
@@ -14,14 +15,16 @@ from pathlib import Path
 
 from aiohttp import web
 
+from loyaltybot.chat.outbox import Outbox
 from loyaltybot.chat.registry import Command, ErrorRenderer
+from loyaltybot.chat.replies import Reply
 from loyaltybot.clock import Clock
 from loyaltybot.config import Config
 from loyaltybot.db import Store
 from loyaltybot.features import Feature, NavLink
 from loyaltybot.features.giveaways import views
-from loyaltybot.features.giveaways.announce import Say, TicketSummary
-from loyaltybot.features.giveaways.commands import GiveawayCommands, Present, RoomFor
+from loyaltybot.features.giveaways.announce import TicketSummary
+from loyaltybot.features.giveaways.commands import GiveawayCommands, Present
 from loyaltybot.features.giveaways.service import Giveaways
 from loyaltybot.metrics import Metrics
 from loyaltybot.points.bank import Bank
@@ -39,18 +42,21 @@ class GiveawaysFeature(Feature):
         bank: Bank,
         store: Store,
         clock: Clock,
-        say: Say,
+        outbox: Outbox,
         present: Present,
-        room: RoomFor | None = None,
         config: Config | None = None,
         metrics: Metrics | None = None,
         summary_every: float = 5.0,
     ) -> None:
         self._public_url = None if config is None else config.web.public_url
+
+        async def say(channel: str, text: str) -> bool:
+            return outbox.submit(Reply(channel, text, None, clock.monotonic()))
+
         self.giveaways = Giveaways(bank, store, clock)
         self.summary = TicketSummary(say, clock, every=summary_every)
         self._commands = GiveawayCommands(
-            self.giveaways, self.summary, say, present, room, self.page_url
+            self.giveaways, self.summary, say, present, outbox.room, self.page_url
         )
         self._views = views.GiveawayViews(self.giveaways, self.summary, say, present)
         if metrics is not None:
