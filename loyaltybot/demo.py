@@ -38,6 +38,38 @@ REWARDS: list[dict[str, Any]] = [
     {"title": "Song request", "action": "queue", "prompt": "Which song?"},
 ]
 
+# The shop (!shop, !buy) and levels (!level, and in !points): the crowd uses both.
+SHOP: list[dict[str, Any]] = [
+    {
+        "name": "hydrate",
+        "cost": 30,
+        "stock": 25,
+        "cooldown_seconds": 30,
+        "description": "alice drinks some water",
+        "message": "{user} made alice drink water",
+    },
+    {
+        "name": "song",
+        "cost": 60,
+        "action": "queue",
+        "description": "a song request",
+        "message": "{user}'s song is next: {input}",
+    },
+    {
+        "name": "knight",
+        "cost": 100,
+        "action": "title",
+        "unlocks": "Cookie Knight",
+        "per_viewer": 1,
+        "description": "the title Cookie Knight in !points",
+    },
+]
+LEVELS: list[dict[str, Any]] = [
+    {"name": "Crumb", "watch_hours": 0},
+    {"name": "Cookie", "watch_hours": 0.05},  # 3 minutes: levels show within the demo
+    {"name": "Jar", "watch_hours": 0.25},
+]
+
 
 def free_port(preferred: int) -> int:
     """``preferred`` if it is free on 127.0.0.1, else any free port."""
@@ -86,6 +118,8 @@ def demo_config(
                     "ignored_users": ["nightbot"],
                     "broadcaster_token": broadcaster_token,
                     "rewards": REWARDS,
+                    "shop": SHOP,
+                    "levels": LEVELS,
                 }
             },
         },
@@ -150,6 +184,7 @@ async def _run(
     bot = ready[0]
     for crowd in world.crowds:
         crowd.redeem_every = REDEEM_EVERY
+        crowd.shop_items = tuple(item["name"] for item in SHOP)
         await crowd.start()
     url = bot.web_url
     if not quiet:
@@ -182,6 +217,7 @@ loyaltybot demo: the real daemon, with a simulated Twitch and ~150 simulated vie
   dashboard (logs you in as the broadcaster): {url}/login
   public leaderboard:                         {url}/c/{CHANNEL}/leaderboard
   OBS overlay:                                {url}/c/{CHANNEL}/leaderboard?overlay=1
+  the shop (viewers type !shop, !buy, !level): {url}/c/{CHANNEL}/shop
   JSON API:                                   {url}/api/v1/channels/{CHANNEL}/leaderboard?limit=5
   health / metrics:                           {url}/healthz   {url}/metrics
   EventSub over WebSocket (no public URL):    {eventsub_ws_url}

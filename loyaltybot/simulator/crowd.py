@@ -93,6 +93,9 @@ class Crowd:
         self.follow_every = follow_every
         self.tick = tick
         self.stats = CrowdStats()
+        # Shop items viewers may !buy; with any, some lines are !shop, !buy and !level
+        # (none: the chat stays exactly what it was for a seed).
+        self.shop_items: tuple[str, ...] = ()
         self.users: list[SimUser] = []
         self.mods: set[str] = set()
         self._rng = random.Random(seed)
@@ -189,10 +192,23 @@ class Crowd:
             return "!watchtime"
         if roll < 0.30:
             return rng.choice(("!leaderboard", "!top"))
+        if self.shop_items and roll < 0.36:
+            return self._spend()
         words = [rng.choice(_WORDS) for _ in range(rng.randint(1, 8))]
         if rng.random() < 0.25:
             words.insert(rng.randrange(len(words) + 1), rng.choice(_EMOTES))
         return " ".join(words)
+
+    def _spend(self) -> str:
+        """!shop, !level, or !buy (now and then an item that does not exist)."""
+        rng = self._rng
+        roll = rng.random()
+        if roll < 0.25:
+            return "!shop"
+        if roll < 0.45:
+            return "!level"
+        item = rng.choice(self.shop_items) if rng.random() < 0.95 else "unicorn"
+        return f"!buy {item} {rng.choice(_INPUTS[:-1])}"
 
     def apply(self, events: list[CrowdEvent]) -> None:
         """Put events into the simulator: messages batched into one frame per run."""
