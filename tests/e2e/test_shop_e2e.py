@@ -293,3 +293,16 @@ async def test_level_and_points_name_the_level(modded: Simulator, start_bot: Sta
         "@carol, bob is Newcomer (less than a minute watched); 10 hours more to Regular."
     )
     assert "haven't seen nobody_here" in await ask(sim, "carol", "!level nobody_here", "carol")
+
+
+async def test_viewers_page_shows_the_level(modded: Simulator, start_bot: StartBot) -> None:
+    """The dashboard's viewers page has a Level column when the channel has levels."""
+    sim = modded
+    levels = [{"name": "Newcomer", "watch_hours": 0}, {"name": "Regular", "watch_hours": 10}]
+    bot = await start_bot(alice(levels=levels), twitch={"client_secret": CLIENT_SECRET})
+    await ask(sim, "bob", "!points", "bob")
+    http = await logged_in(bot, sim, "alice")
+    async with http, http.get(f"{bot.daemon.web_url}/dashboard/alice/viewers") as response:
+        html = await response.text()
+    assert "<th>Level</th>" in html
+    assert re.search(r"<td>Newcomer</td>", html)
