@@ -16,7 +16,7 @@ from loyaltybot.actions.queue import Decided, QueueSource, Waiting
 from loyaltybot.config import Config, RewardConfig, Secret
 from loyaltybot.db import Store, Tx
 from loyaltybot.db.jobs import WorkKind
-from loyaltybot.eventsub.dispatch import AfterCommit, Handler, Routed
+from loyaltybot.eventsub.dispatch import AfterCommit, Handler, Missed, Routed
 from loyaltybot.eventsub.events import RedemptionAdded
 from loyaltybot.features import Feature, NavLink
 from loyaltybot.features.rewards import views
@@ -158,6 +158,22 @@ class RewardsFeature(Feature):
             if helix is not None:
                 with contextlib.suppress(HelixError):
                     await self.rewards.refresh_owned(channel, helix, broadcaster_id)
+
+    async def eventsub_missed(self, channel: str, broadcaster_id: str) -> Sequence[Missed]:
+        """After an EventSub gap: redemptions of our own rewards still UNFULFILLED on Twitch
+        and never handled here. Keyed by redemption id, so one is handled once whichever
+        way it arrives (this catch-up, or Twitch delivering it late)."""
+        helix = self._helix_for(channel)
+        if helix is None:
+            return ()
+        try:
+            found = await self.rewards.unhandled_on_twitch(channel, helix, broadcaster_id)
+        except HelixError as exc:
+            log.warning("redemptions_not_recovered", channel=channel, error=str(exc))
+            return ()
+        return [Missed(f"redemption:{event.id}", event) for event in found]
+
+    # ---- internals ---------------------------------------------------------------------
 
     async def _webhook(self, channel: str, key: str) -> Secret | None:
         """The Discord webhook of a reward (by its key), as the config says now."""

@@ -140,6 +140,20 @@ def get_redemption(
     return None if row is None else _record(row)
 
 
+def handled_of(
+    conn: sqlite3.Connection, channel_id: int, redemption_ids: Sequence[str]
+) -> set[str]:
+    """Which of these redemptions the channel has handled already."""
+    found: set[str] = set()
+    for start in range(0, len(redemption_ids), 500):
+        chunk = redemption_ids[start : start + 500]
+        rows = conn.execute(
+            "SELECT redemption_id FROM redemptions WHERE channel_id = ?"
+            f" AND redemption_id IN ({','.join('?' * len(chunk))})",
+            (channel_id, *chunk),
+        ).fetchall()
+        found.update(str(row[0]) for row in rows)
+    return found
 
 
 # ---- the redemption transaction -------------------------------------------------------
@@ -745,6 +759,13 @@ class Rewards:
         channel_id = self._bank.channel_id(channel)
         return await self._store.read(lambda c: get_redemption(c, channel_id, redemption_id))
 
+    async def handled(self, channel: str, redemption_ids: Sequence[str]) -> set[str]:
+        """Which of these redemptions were handled already (the catch-up after a gap skips
+        them; the transaction that handles one checks again)."""
+        channel_id = self._bank.channel_id(channel)
+        ids = list(redemption_ids)
+        return await self._store.read(lambda c: handled_of(c, channel_id, ids))
+
     async def title_of(self, channel: str, user_id: str) -> str | None:
         """The title a viewer unlocked most recently (``!points`` shows it), or None."""
         channel_id = self._bank.channel_id(channel)
@@ -768,3 +789,24 @@ class Rewards:
         await self.set_owned(channel, [(r.id, r.title) for r in found], replace=True)
         return len(found)
 
+    async def unhandled_on_twitch(
+        self, channel: str, helix: Helix, broadcaster_id: str
+    ) -> list[RedemptionAdded]:
+        """Redemptions of the bot's own configured rewards that Twitch holds as UNFULFILLED
+        and this channel never handled, oldest first: what an EventSub gap may have lost.
+
+        Raises:
+            HelixError: Twitch could not be asked.
+        """
+        owned = await channel_points.manageable_rewards(helix, broadcaster_id)
+        await self.set_owned(channel, [(r.id, r.title) for r in owned], replace=True)
+        rewards = self.configured(channel)
+        found: list[RedemptionAdded] = []
+        for reward in owned:
+            if match(rewards, reward.id, reward.title) is not None:
+                found += await channel_points.unfulfilled_redemptions(
+                    helix, broadcaster_id, reward.id
+                )
+        handled = await self.handled(channel, [event.id for event in found])
+        fresh = [event for event in found if event.id not in handled]
+        return sorted(fresh, key=lambda event: event.redeemed_at)
