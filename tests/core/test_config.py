@@ -69,8 +69,8 @@ def test_three_mistakes_are_all_named(tmp_path: Path) -> None:
         ("enable_offline = 1", "channels.alice.enable_offline", "true or false"),
         (
             '[[channels.alice.rewards]]\ntitle = "x"\naction = "grant_points"',
-            "channels.alice.rewards[0]",
-            "needs 'amount'",
+            "channels.alice.rewards[0].amount",
+            "is required for action 'grant_points'",
         ),
         (
             '[[channels.alice.rewards]]\ntitle = "x"\naction = "explode"',
