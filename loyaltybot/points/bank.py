@@ -10,11 +10,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from sys import intern
 
 from loyaltybot.db import Store, Tx
 from loyaltybot.points import escrow, exchange, history, ledger, viewers
+from loyaltybot.points.amounts import MAX_POINTS
 from loyaltybot.points.errors import BalanceTooHigh, UnknownChannel, UnknownViewer
 from loyaltybot.points.first_sight import FirstSight, ViewersSeen
 from loyaltybot.points.ledger import (
@@ -377,22 +378,21 @@ class Bank:
         return self._known.setdefault(self.channel_id(channel), {})
 
     async def credit_tick(self, plan: TickPlan) -> TickApplied:
-        """Credit one earning interval; refreshes the channel's standings in the same
-        transaction when the daemon keeps them.
+        """Credit one earning interval. When the daemon keeps the channel's ranks, the
+        tick reports who got what and the ranks follow it in commit order (no rebuild).
 
         Raises:
             AlreadyApplied: this tick was credited before.
         """
         channel_id = plan.channel_id
-        keep = channel_id in self._standings
-
-        def run(tx: Tx) -> TickApplied:
-            applied = ledger.credit_tick(tx, plan)
-            if keep:
-                self._build_into(tx, channel_id)
-            return applied
-
-        return await self.store.write(run)
+        standings = self._standings.get(channel_id)
+        if standings is not None and channel_id not in self._stale:
+            rates = plan.rates
+            most = max(rates.points, rates.subscriber_points) + rates.active_bonus
+            plan = replace(
+                plan, report=True, near_max=standings.max_points() > MAX_POINTS - most
+            )
+        return await self.store.write(lambda tx: ledger.credit_tick(tx, plan))
 
     async def last_tick(self, channel: str) -> tuple[int, int] | None:
         """(seq, credited_at ms) of the channel's last credited tick."""
@@ -419,7 +419,23 @@ class Bank:
         return (await self._current_standings(self.channel_id(channel))).rank(user_id)
 
     async def top(self, channel: str, limit: int, offset: int = 0) -> list[Standing]:
-        return (await self._current_standings(self.channel_id(channel))).top(limit, offset)
+        """One page of the leaderboard, each entry named by its current login."""
+        channel_id = self.channel_id(channel)
+        entries = (await self._current_standings(channel_id)).top_entries(limit, offset)
+        logins = await self._logins(channel_id, [user_id for _, user_id, _ in entries])
+        return [
+            Standing(rank, user_id, logins.get(user_id, user_id), points)
+            for rank, user_id, points in entries
+        ]
+
+    async def _logins(self, channel_id: int, user_ids: Sequence[str]) -> dict[str, str]:
+        """Logins of a leaderboard page: from memory when the bank knows them, else read."""
+        known = self._known.get(channel_id, {})
+        found = {u: known[u] for u in user_ids if u in known}
+        missing = [u for u in user_ids if u not in found]
+        if missing:
+            found.update(await self.store.read(lambda c: viewers.logins_of(c, channel_id, missing)))
+        return found
 
     async def ranked_count(self, channel: str) -> int:
         return len(await self._current_standings(self.channel_id(channel)))
@@ -466,6 +482,7 @@ class Bank:
                 known = self._known.get(effect.channel_id)
                 if known is not None:
                     known.update(effect.new_logins)
+                self._follow_tick(effect)
             elif isinstance(effect, ViewersSeen):
                 known = self._known.get(effect.channel_id)
                 if known is not None:
@@ -473,6 +490,22 @@ class Bank:
             elif isinstance(effect, _StandingsBuilt):
                 self._standings[effect.channel_id] = effect.standings
                 self._stale.discard(effect.channel_id)
+
+    def _follow_tick(self, tick: TickApplied) -> None:
+        """Apply a committed tick to the channel's ranks: the groups that each got the same
+        amount in one vectorised step, the rest one by one. A tick that did not report
+        (planned before the ranks existed) makes them stale: rebuilt when next asked."""
+        standings = self._standings.get(tick.channel_id)
+        if standings is None or tick.seq == 0:
+            return
+        if tick.balances is None:
+            self._stale.add(tick.channel_id)
+            return
+        for user_ids, amount in tick.credited:
+            standings.add_all(user_ids, amount)
+        logins = tick.new_logins
+        for user_id, balance in tick.balances.items():
+            standings.update(user_id, logins.get(user_id, ""), balance)
 
     # ---- import and export ------------------------------------------------------------
 

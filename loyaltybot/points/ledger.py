@@ -372,17 +372,25 @@ class TickPlan:
     rates: EarningRates
     present: Sequence[Presence]
     known_logins: Mapping[str, str]
+    # The daemon keeps this channel's ranks in memory: say exactly who got what. With
+    # ``near_max`` (someone may be clamped at the maximum) the exceptions are looked up.
+    report: bool = False
+    near_max: bool = False
 
 
 @dataclass(frozen=True, slots=True)
 class TickApplied:
-    """Commit effect of a tick: who was present (their rows exist now)."""
+    """Commit effect of a tick: who was present (their rows exist now) and, when the plan
+    asked for a report, exactly what each got: ``credited`` groups (user ids that each
+    got the same amount) and ``balances`` (user id -> balance after, for the rest)."""
 
     channel_id: int
     seq: int
     present: int
     points: int
     new_logins: Mapping[str, str]
+    credited: Sequence[tuple[Sequence[str], int]] = ()
+    balances: Mapping[str, int] | None = None  # None: not reported
 
 
 # The credit a row earns in a tick, given the columns it had before the tick. Eligible:
@@ -494,42 +502,58 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
         else:  # renamed, or a login we cannot pack
             detailed.append(p)
 
+    credited: list[tuple[Sequence[str], int]] = []
+    exact = plan.report and (
+        rates.min_watch_seconds > 0 or plan.near_max or _anyone_not_earning(conn, plan.channel_id)
+    )
     for subscriber, members in groups.items():
         if not members:
             continue
         ids = [p.user_id for p in members]
         amount = rates.subscriber_points if subscriber else rates.points
-        updated = conn.execute(
-            _UPDATE_GROUP,
-            {**params, "amount": amount, "subscriber": int(subscriber), "ids": json.dumps(ids)},
-        ).rowcount
+        group = {**params, "amount": amount, "subscriber": int(subscriber)}
+        if exact:  # those who get less than ``amount`` take the per-row path, reported
+            odd = _not_full(conn, {**group, "ids": json.dumps(ids)})
+            if odd:
+                detailed.extend(p for p in members if p.user_id in odd)
+                members = [p for p in members if p.user_id not in odd]
+                ids = [p.user_id for p in members]
+        updated = conn.execute(_UPDATE_GROUP, {**group, "ids": json.dumps(ids)}).rowcount
         if updated != len(ids):  # the hint was wrong about some: they have no row yet
             missing = _missing(conn, plan.channel_id, ids)
             detailed.extend(p for p in members if p.user_id in missing)
+            ids = [i for i in ids if i not in missing]
+        if plan.report and amount > 0 and plan.watch_seconds >= 0:
+            credited.append((ids, amount))
 
     for subscriber, members in fresh.items():
         if not members:
             continue
         amount = rates.subscriber_points if subscriber else rates.points
         packed = [f"{p.user_id} {p.login} {p.display_name}" for p in members]
+        earned = amount * (plan.watch_seconds >= rates.min_watch_seconds)
         try:
             conn.execute(
                 _INSERT_NEW,
-                {
-                    **params,
-                    "earned": amount * (plan.watch_seconds >= rates.min_watch_seconds),
-                    "subscriber": int(subscriber),
-                    "rows": json.dumps(packed),
-                },
+                {**params, "earned": earned, "subscriber": int(subscriber),
+                 "rows": json.dumps(packed)},
             )
         except sqlite3.IntegrityError:  # the hint was wrong: some have a row already
             detailed.extend(members)
+        else:
+            if plan.report and earned > 0:
+                credited.append(([p.user_id for p in members], earned))
 
+    balances: dict[str, int] | None = {} if plan.report else None
     if detailed:
         rows = [
             [p.user_id, p.login, p.display_name, int(p.subscriber), p.messages] for p in detailed
         ]
-        conn.execute(_UPSERT_DETAILED, {**params, "rows": json.dumps(rows)})
+        upsert = {**params, "rows": json.dumps(rows)}
+        if balances is None:
+            conn.execute(_UPSERT_DETAILED, upsert)
+        else:
+            balances.update(conn.execute(_UPSERT_DETAILED + _RETURNING, upsert).fetchall())
 
     points = _settle_earned_total(conn, plan.channel_id)
     conn.execute(
@@ -539,9 +563,34 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
     new_logins = {p.user_id: p.login for p in detailed}
     for members in fresh.values():
         new_logins.update((p.user_id, p.login) for p in members)
-    applied = TickApplied(plan.channel_id, plan.seq, len(plan.present), points, new_logins)
+    applied = TickApplied(
+        plan.channel_id, plan.seq, len(plan.present), points, new_logins, credited, balances
+    )
     tx.effects.append(applied)
     return applied
+
+
+_RETURNING = " RETURNING user_id, points"
+# Who of a group would get less than the group's amount: not earning, not enough watch
+# time yet, or too close to the maximum (clamped). Only asked when that can happen.
+_NOT_FULL = f"""
+SELECT user_id FROM viewers
+WHERE channel_id = :channel AND user_id IN (SELECT value FROM json_each(:ids))
+  AND {_EARN.format(amount=":amount")} <> :amount
+"""
+
+
+def _not_full(conn: sqlite3.Connection, params: Mapping[str, object]) -> set[str]:
+    return {user_id for (user_id,) in conn.execute(_NOT_FULL, params)}
+
+
+def _anyone_not_earning(conn: sqlite3.Connection, channel_id: int) -> bool:
+    """Has a moderator stopped anyone's earning in this channel? (A partial index.)"""
+    row = conn.execute(
+        "SELECT 1 FROM viewers WHERE channel_id = ? AND earning_enabled = 0 LIMIT 1",
+        (channel_id,),
+    ).fetchone()
+    return row is not None
 
 
 _UPSERT_ACTIVITY = """

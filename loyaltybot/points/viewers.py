@@ -144,3 +144,16 @@ def subscriber_ids(conn: sqlite3.Connection, channel_id: int) -> list[str]:
             "SELECT user_id FROM viewers WHERE channel_id = ? AND subscriber = 1", (channel_id,)
         )
     ]
+
+
+def logins_of(
+    conn: sqlite3.Connection, channel_id: int, user_ids: Sequence[str]
+) -> dict[str, str]:
+    """user id -> login, for these viewers of the channel."""
+    return dict(
+        conn.execute(
+            "SELECT user_id, login FROM viewers WHERE channel_id = ?"
+            " AND user_id IN (SELECT value FROM json_each(?))",
+            (channel_id, json.dumps(list(user_ids))),
+        ).fetchall()
+    )
