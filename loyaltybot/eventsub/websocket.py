@@ -228,9 +228,11 @@ class ChannelSocket:
                 if ended.fatal is not None:
                     self._stop(ended.fatal)
                     return
-                if ended.healthy:
+                if ended.healthy:  # a working session ended: one gap until the next one
                     delay = self.t.backoff[0]
-                gap = self._lost(ended)
+                    gap = self._lost(ended)
+                else:  # an attempt failed: the same outage (or not connected yet) goes on
+                    self._failed(ended, delay, gap)
                 await self.t.clock.sleep(delay)
                 delay = min(self.t.backoff[1], delay * 2)
         finally:
@@ -303,6 +305,19 @@ class ChannelSocket:
             " Twitch replays nothing",
         )
         return gap
+
+    def _failed(self, ended: _Ended, retry_in: float, gap: Gap | None) -> None:
+        """No working session this time; the next attempt comes after ``retry_in``."""
+        self.state.state = "connecting" if gap is None else "reconnecting"
+        self.state.connected_since = None
+        self.state.session_id = None
+        self.state.problem = f"no EventSub session yet: {ended.cause}; retrying"
+        log.warning(
+            "eventsub_ws_attempt_failed",
+            channel=self.channel,
+            cause=ended.cause,
+            retry_in_seconds=retry_in,
+        )
 
     def _no_token(self) -> None:
         problem = self.t.clients.tokens.problems.get(self.channel) or (

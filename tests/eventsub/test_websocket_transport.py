@@ -158,8 +158,9 @@ async def run(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Running]]
     async def start(
         twitch: FakeTwitch,
         *,
-        wanted: frozenset[type] | None = None,
+        wanted: set[type] | None = None,
         backoff: tuple[float, float] = (0.05, 0.4),
+        resync_every: float = 60.0,
     ) -> Running:
         store = await open_store(tmp_path / "bot.db", clock=SystemClock())
         bank = Bank(store)
@@ -173,7 +174,7 @@ async def run(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Running]]
             seen.append(routed.event)
 
         async def wants(channel: str) -> frozenset[type]:
-            return wanted if wanted is not None else frozenset({StreamOnline, StreamOffline})
+            return frozenset(wanted if wanted is not None else {StreamOnline, StreamOffline})
 
         dispatcher.register(dict.fromkeys((StreamOnline, StreamOffline, Follow), handle), wants)
         await dispatcher.start()
@@ -197,6 +198,7 @@ async def run(tmp_path: Path) -> AsyncIterator[Callable[..., Awaitable[Running]]
             clock=SystemClock(),
             recover=nothing,
             backoff=backoff,
+            resync_every=resync_every,
         )
         transport.start(["alice"])
 
@@ -398,10 +400,52 @@ async def test_a_refusal_of_every_subscription_for_the_token_stops_until_reload(
     """403 for everything: no reconnect storm; the problem says to run auth, then reload."""
     twitch = await fake(healthy)
     twitch.refuse = 403
-    running = await run(twitch, wanted=frozenset({Follow}))
+    running = await run(twitch, wanted={Follow})
     await until(lambda: running.dispatcher.status.channel("alice").state == "stopped")
     problem = running.dispatcher.status.channel("alice").problem or ""
     assert "lacks moderator:read:followers" in problem
     assert "`loyaltybot auth --channel alice`, then reload" in problem
     await asyncio.sleep(0.3)
+    assert len(twitch.conns) == 1
+
+
+async def test_one_outage_is_one_gap_however_many_attempts_fail(
+    fake: Callable[..., Awaitable[FakeTwitch]], run: Callable[..., Awaitable[Running]]
+) -> None:
+    """The connection drops, two attempts fail, the third works: one gap (closed when the
+    new session is subscribed), one reconnect, and the failures said in the log."""
+
+    async def dropped(conn: Conn) -> None:
+        await conn.ws.send_str(welcome(conn.session_id))
+        await asyncio.sleep(0.3)
+        await conn.ws.close(code=4006)
+
+    async def refused(conn: Conn) -> None:
+        await conn.ws.close(code=4000)
+
+    twitch = await fake(dropped, refused, refused, healthy)
+    with capture_logs() as logs:
+        running = await run(twitch)
+        state = running.dispatcher.status.channel("alice")
+        await until(lambda: state.session_id == "S4" and bool(state.gaps) and state.gaps[0].until)
+    assert (len(state.gaps), state.reconnects) == (1, 1)
+    assert state.gaps[0].cause.startswith("close 4006: network error")
+    failed = [e for e in logs if e["event"] == "eventsub_ws_attempt_failed"]
+    assert [e["cause"][:10] for e in failed] == ["close 4000", "close 4000"]
+    assert running.transport.stats.gaps == 1
+
+
+async def test_a_kind_wanted_later_is_subscribed_on_the_same_session(
+    fake: Callable[..., Awaitable[FakeTwitch]], run: Callable[..., Awaitable[Running]]
+) -> None:
+    """A bonus switched on after the welcome: its subscription is created on the session
+    at the next check, without a new connection."""
+    twitch = await fake(healthy)
+    wanted: set[type] = {StreamOnline}
+    await run(twitch, wanted=wanted, resync_every=0.2)
+    await until(lambda: len(twitch.created) == 1)
+    wanted.add(Follow)
+    await until(lambda: len(twitch.created) == 2)
+    assert twitch.created[1]["type"] == "channel.follow"
+    assert twitch.created[1]["transport"]["session_id"] == "S1"
     assert len(twitch.conns) == 1
