@@ -378,6 +378,66 @@ class LevelConfig(_Section):
         return value
 
 
+GameName = Literal["gamble", "slots", "duel", "heist"]
+GAME_NAMES: tuple[GameName, ...] = ("gamble", "slots", "duel", "heist")
+
+
+class GamesConfig(_Section):
+    """``[channels.<login>.games]`` (SPEC §10.4), with its defaults: the one schema of the
+    games' settings. check-config, the dashboard's games form and the games' rules
+    (``features.games.rules``) all validate with it. A key the file writes is the file's;
+    the others are the dashboard's (``model_fields_set`` tells which)."""
+
+    enabled: tuple[GameName, ...] = Field((), strict=False)  # default: none
+    min_bet: int = Field(1, ge=1, le=MAX_POINTS)
+    max_bet: int = Field(100_000, ge=1, le=MAX_POINTS)
+    cooldown_seconds: float = Field(60.0, ge=0, le=WEEK_SECONDS, allow_inf_nan=False)  # viewer
+    gamble_win_at: int = Field(51, ge=1, le=100)  # roll 1..100; this or more doubles the bet
+    slots_symbols: tuple[str, ...] = Field(
+        ("Kappa", "PogChamp", "LUL", "HeyGuys", "BibleThump"), strict=False
+    )
+    slots_pair_multiplier: float = Field(1.0, ge=0, le=1_000_000, allow_inf_nan=False)
+    slots_triple_multiplier: float = Field(10.0, ge=0, le=1_000_000, allow_inf_nan=False)
+    duel_accept_seconds: float = Field(60.0, ge=1, le=WEEK_SECONDS, allow_inf_nan=False)
+    heist_join_seconds: float = Field(60.0, ge=1, le=WEEK_SECONDS, allow_inf_nan=False)
+    heist_min_players: int = Field(2, ge=1, le=1_000_000)
+    heist_success_percent: int = Field(50, ge=0, le=100)
+    heist_payout_multiplier: float = Field(1.7, ge=0, le=1_000_000, allow_inf_nan=False)
+    heist_cooldown_seconds: float = Field(300.0, ge=0, le=WEEK_SECONDS, allow_inf_nan=False)
+
+    @field_validator("enabled", mode="after")
+    @classmethod
+    def _each_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        twice = [((i,), "appears twice") for i, name in enumerate(value) if name in value[:i]]
+        if twice:
+            raise KeyedProblems(twice)
+        return value
+
+    @field_validator("slots_symbols", mode="after")
+    @classmethod
+    def _symbols(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        """2 to 10 distinct words (a symbol is shown in chat: no spaces, at most 50)."""
+        if not 2 <= len(value) <= 10:
+            raise ValueError("must have from 2 to 10 entries")
+        problems: list[tuple[tuple[str | int, ...], str]] = []
+        for i, symbol in enumerate(value):
+            if not symbol or symbol.strip() != symbol or " " in symbol:
+                problems.append(((i,), "must be one word, without spaces"))
+            elif len(symbol) > 50:
+                problems.append(((i,), "must be at most 50 characters"))
+            elif symbol in value[:i]:
+                problems.append(((i,), "appears twice"))
+        if problems:
+            raise KeyedProblems(problems)
+        return value
+
+    @model_validator(mode="after")
+    def _bets(self) -> GamesConfig:
+        if self.max_bet < self.min_bet:
+            raise KeyedProblems([(("max_bet",), "must be >= min_bet")])
+        return self
+
+
 class ChannelConfig(_Section):
     """One [channels.<login>] table: loyalty settings plus what only the file says."""
 
@@ -388,6 +448,7 @@ class ChannelConfig(_Section):
     rewards: tuple[RewardConfig, ...] = Field((), strict=False)
     shop: tuple[ShopItemConfig, ...] = Field((), strict=False)
     levels: tuple[LevelConfig, ...] = Field((), strict=False)
+    games: GamesConfig | None = None  # None: no [channels.C.games] table, the dashboard's
     # every key of ChannelSettings is accepted too; see _split_settings
     settings: ChannelSettings = ChannelSettings()
 
@@ -458,12 +519,20 @@ class EventSubConfig(_Section):
     transport: Literal["webhook", "websocket"] | None = None
 
 
+class EarningConfig(_Section):
+    """Bounds on what earning keeps in memory: far above any real channel, and never silent
+    (reaching one is logged with who was left out, and shown on /metrics and the overview)."""
+
+    max_present: int = Field(5_000_000, ge=1_000, le=50_000_000)  # viewers per channel
+
+
 class _Root(_Section):
     database: DatabaseConfig = DatabaseConfig()
     log: LogConfig = LogConfig()
     twitch: TwitchConfig
     web: WebConfig = WebConfig()
     eventsub: EventSubConfig = EventSubConfig()
+    earning: EarningConfig = EarningConfig()
     channels: dict[ChannelKey, ChannelConfig] = Field(min_length=1)
 
 
@@ -479,6 +548,7 @@ class Config:
     web: WebConfig
     channels: Mapping[str, ChannelConfig]
     eventsub: EventSubConfig = field(default_factory=EventSubConfig)
+    earning: EarningConfig = field(default_factory=EarningConfig)
 
     def settings_from_file(self, channel: str) -> dict[str, Any]:
         return self.channels[channel].file_settings
@@ -559,7 +629,14 @@ def parse_config(data: Mapping[str, Any], path: Path) -> Config:
     if not database.path.is_absolute():
         database = database.model_copy(update={"path": path.parent / database.path})
     return Config(
-        path, database, root.log, root.twitch, root.web, dict(root.channels), root.eventsub
+        path,
+        database,
+        root.log,
+        root.twitch,
+        root.web,
+        dict(root.channels),
+        root.eventsub,
+        root.earning,
     )
 
 

@@ -379,7 +379,7 @@ async def _start(
         return outbox.submit(Reply(channel, text, None, clock.monotonic()))
 
     # ---- first sight and presence -----------------------------------------------------
-    tracker = PresenceTracker()
+    tracker = PresenceTracker(config.earning.max_present)
     first_sight = bank.first_sight
 
     async def lookup(logins: Sequence[str]) -> list[Viewer]:
@@ -413,6 +413,12 @@ async def _start(
         bot_user_id=lambda: bot.user_id,
         on_tick=ticked,
         broadcaster_helix=clients.broadcaster,
+    )
+    metrics.add_gauge_source(
+        "loyaltybot_presence_left_out",
+        "Viewers the presence bound (earning.max_present) left out of the last interval",
+        ("channel",),
+        lambda: [((c,), float(n)) for c, n in earning.left_out.items()],
     )
 
     # ---- the features -------------------------------------------------------------------

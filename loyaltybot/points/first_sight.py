@@ -207,22 +207,24 @@ class FirstSight:
         self, pending: dict[str, dict[str, Viewer]], logins: dict[str, set[str]]
     ) -> None:
         batch: dict[str, list[Viewer]] = {c: list(v.values()) for c, v in pending.items() if v}
+        known: dict[str, list[Viewer]] = {}  # JOIN-only logins the database already knew
         for channel, wanted in logins.items():
-            found = await self._resolve(channel, wanted)
+            stored, found = await self._resolve(channel, wanted)
+            known[channel] = stored
             if found:
                 batch.setdefault(channel, []).extend(found)
         batch = {c: v for c, v in batch.items() if self._known_channel(c)}
-        if not batch:
-            return
+        if batch:
 
-        def run(tx: Tx) -> None:
-            for channel, seen in batch.items():
-                write_seen(tx, self._channel_id(channel), seen)
+            def run(tx: Tx) -> None:
+                for channel, seen in batch.items():
+                    write_seen(tx, self._channel_id(channel), seen)
 
-        await self._store.write(run)
-        self.stats.writes += 1
-        self.stats.viewers += sum(map(len, batch.values()))
-        for channel, seen in batch.items():
+            await self._store.write(run)
+            self.stats.writes += 1
+            self.stats.viewers += sum(map(len, batch.values()))
+        for channel in batch.keys() | known.keys():
+            seen = [*batch.get(channel, ()), *known.get(channel, ())]
             for listener in self._listeners:
                 try:
                     listener(channel, seen)
@@ -236,22 +238,26 @@ class FirstSight:
             return False
         return True
 
-    async def _resolve(self, channel: str, wanted: set[str]) -> list[Viewer]:
-        """JOIN-only logins: the database first, then Twitch for the rest."""
+    async def _resolve(
+        self, channel: str, wanted: set[str]
+    ) -> tuple[list[Viewer], list[Viewer]]:
+        """JOIN-only logins: (known to the database, new from Twitch). The known need no
+        write, but the listeners hear of them (presence learns their ids)."""
         try:
             channel_id = self._channel_id(channel)
         except LookupError:
-            return []
+            return [], []
         logins = sorted(wanted)[:MAX_LOGINS_PER_FLUSH]
         stored = await self._store.read(lambda c: viewers.logins_known(c, channel_id, logins))
+        known = [Viewer(user_id, login, login) for login, user_id in stored.items()]
         missing = [login for login in logins if login not in stored]
         if not missing or self._lookup is None:
-            return []
+            return known, []
         self.stats.lookups += 1
         try:
             found = await self._lookup(missing)
         except Exception as exc:  # Twitch unreachable: the earning tick resolves them later
             log.warning("first_sight_lookup_failed", channel=channel, error=str(exc)[:200])
-            return []
+            return known, []
         asked = set(missing)
-        return [v for v in found if v.login in asked]
+        return known, [v for v in found if v.login in asked]

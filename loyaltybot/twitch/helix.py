@@ -205,25 +205,41 @@ async def pages(
         await _discard(current)
 
 
+class Chatters(dict[str, tuple[str, str]]):
+    """user id -> (login, display name) of a chatter list; ``listed``: how many Twitch
+    listed (more than were kept when the list went past ``limit``), and ``beyond``: the
+    first few logins past it."""
+
+    listed: int = 0
+    beyond: tuple[str, ...] = ()
+
+
 async def get_chatters(
     helix: Helix, broadcaster_id: str, moderator_id: str, *, page_size: int = 1000,
-    limit: int = 1_000_000,
-) -> dict[str, tuple[str, str]]:
+    limit: int = 5_000_000,
+) -> Chatters:
     """Every chatter of a channel, all pages, as user id -> (login, display name) (needs
     moderator:read:chatters and the bot to be a moderator; Twitch answers 401/403
-    otherwise). Plain tuples: a 100,000-viewer channel is 100 pages every tick."""
-    chatters: dict[str, tuple[str, str]] = {}
+    otherwise). Plain tuples: a 100,000-viewer channel is 100 pages every tick. Past
+    ``limit`` the pages are still read, and only counted, so the caller can say how many
+    it left out."""
+    chatters = Chatters()
+    listed = 0
+    beyond: list[str] = []
     params = [("broadcaster_id", broadcaster_id), ("moderator_id", moderator_id),
               ("first", str(page_size))]
-    async with contextlib.aclosing(pages(helix, "/chat/chatters", params)) as listed:
-        async for data in listed:
-            for item in data:  # ids and logins interned: the same ones arrive every tick
-                login = intern(str(item["user_login"]))
+    async with contextlib.aclosing(pages(helix, "/chat/chatters", params)) as all_pages:
+        async for data in all_pages:
+            listed += len(data)
+            room = limit - len(chatters)
+            for item in data[:room] if room > 0 else ():
+                login = intern(str(item["user_login"]))  # interned: the same ones every tick
                 chatters[intern(str(item["user_id"]))] = (
                     login, str(item.get("user_name") or login)
                 )
-            if len(chatters) >= limit:
-                break
+            if room < len(data) and len(beyond) < 10:
+                beyond += [str(i["user_login"]) for i in data[max(room, 0):][: 10 - len(beyond)]]
+    chatters.listed, chatters.beyond = listed, tuple(beyond)
     return chatters
 
 

@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from structlog.testing import capture_logs
 
@@ -596,3 +597,33 @@ async def until_joined(bot: RunningBot, channel: str, logins: set[str]) -> None:
     while bot.daemon.tracker.channel(channel).joined != logins:
         assert time.monotonic() < deadline, "the bot never saw the JOIN/PART lines"
         await asyncio.sleep(0.005)
+
+
+async def test_the_presence_bound_is_reported_not_silent(
+    sim: Simulator, start_bot: StartBot, tmp_path: Path
+) -> None:
+    """1,200 chatters (and the bot) against a bound of 1,000: the 1,000 read earn, the
+    others are logged (counted, the first ten named) and counted on /metrics."""
+    sim.set_live("alice", True)
+    crowd = sim.add_users(1_200, prefix="many")
+    sim.set_chatters("alice", crowd)
+    with capture_logs() as events:
+        bot = await start_bot({"alice": channel_settings()}, earning={"max_present": 1_000})
+        for _ in range(200):
+            if bot.daemon.earning.ticks >= 1:
+                break
+            await asyncio.sleep(0.05)
+    warnings = [e for e in events if e["event"] == "presence_bound_reached"]
+    listed = len(sim.channel("alice").chatters)
+    assert warnings and warnings[0]["left_out"] == listed - 1_000 >= 200
+    assert warnings[0]["bound"] == 1_000
+    assert len(warnings[0]["first_left_out"]) == 10
+    assert bot.daemon.earning.left_out["alice"] == listed - 1_000
+    async with (
+        aiohttp.ClientSession() as http,
+        http.get(f"{bot.daemon.web_url}/metrics") as response,
+    ):
+        metric = f'loyaltybot_presence_left_out{{channel="alice"}} {listed - 1_000}.0'
+        assert metric in await response.text()
+    [tick] = Database(tmp_path / "bot.db").ticks("alice")[:1]
+    assert tick[4] == 1_000  # present: everyone tracked earned, nobody more

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -16,6 +17,7 @@ from loyaltybot.twitch.helix import (
     _cursor_in,
     get_chatters,
     get_subscriber_ids,
+    pages,
 )
 from loyaltybot.twitch.oauth import StaticToken
 
@@ -74,13 +76,35 @@ def test_the_cursor_hint_is_read_from_the_raw_answer(raw: bytes, cursor: str) ->
 
 
 async def test_stopping_early_leaves_no_request_behind(sim: Simulator, helix: Helix) -> None:
+    """A reader that stops after two pages leaves no request in flight behind it."""
     sim.set_chatters("alice", sim.add_users(3_500))
     channel, bot = sim.channel("alice"), sim.user("mybot")
-    chatters = await get_chatters(helix, channel.id, bot.id, limit=1_500)
-    assert len(chatters) == 2_000  # whole pages: the second one crossed the limit
+    params = [("broadcaster_id", channel.id), ("moderator_id", bot.id), ("first", "1000")]
+    read = 0
+    async with contextlib.aclosing(pages(helix, "/chat/chatters", params)) as listed:
+        async for data in listed:
+            read += len(data)
+            if read >= 1_500:
+                break
+    assert read == 2_000  # whole pages: the second one crossed the limit
     await asyncio.sleep(0.05)
     assert chatter_calls(sim) <= 3  # at most the one prefetch, which was cancelled
     assert [t for t in asyncio.all_tasks() if t is not asyncio.current_task()] == []
+
+
+async def test_past_the_limit_the_chatters_are_counted_and_the_first_named(
+    sim: Simulator, helix: Helix
+) -> None:
+    """No silent cap: past ``limit`` the list is still read, counted, and its first few
+    logins kept, so the daemon can say whom it left out."""
+    sim.set_chatters("alice", sim.add_users(3_500))
+    channel, bot = sim.channel("alice"), sim.user("mybot")
+    chatters = await get_chatters(helix, channel.id, bot.id, limit=1_500)
+    assert len(chatters) == 1_500
+    assert chatters.listed == len(sim.channel("alice").chatters)
+    assert len(chatters.beyond) == 10 and not set(chatters.beyond) & {
+        login for login, _ in chatters.values()
+    }
 
 
 async def test_subscribers_over_every_page(sim: Simulator) -> None:

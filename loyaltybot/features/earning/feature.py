@@ -3,7 +3,7 @@ stream state that EventSub's ``stream.online``/``stream.offline`` tell."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import structlog
 
@@ -14,6 +14,7 @@ from loyaltybot.eventsub.events import StreamOffline, StreamOnline
 from loyaltybot.features import Feature
 from loyaltybot.features.earning.presence import PresenceTracker
 from loyaltybot.features.earning.service import Earning
+from loyaltybot.web.state import Stat
 
 log = structlog.get_logger(__name__)
 
@@ -41,6 +42,11 @@ class EarningFeature(Feature):
         await self.earning.set_channels(config.channels)
         for login in config.channels:
             self.tracker.set_excluded(login, self.earning.bank.excluded(login))
+
+    async def stats(self, channel: str) -> Sequence[Stat]:
+        """Viewers the presence bound left out of the last interval, if any."""
+        left = self.earning.left_out.get(channel, 0)
+        return (Stat("Left out of earning (memory bound)", left),) if left else ()
 
     def live(self, channel: str) -> bool | None:
         """The last stream state EventSub told us, or None if it has not."""

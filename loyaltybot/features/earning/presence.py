@@ -2,6 +2,10 @@
 
 Fed by chat, IRC JOIN/PART and the chatter list (Helix); no database write per chat
 message (DESIGN invariant 5): message counts are kept here and written with the tick.
+
+Memory is bounded (``max_present`` viewers per channel, 5,000,000 unless configured), far
+above any real channel, and never silently: a viewer left out is counted, a few are
+named, and the tick logs it, /metrics and the channel's overview show it.
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from dataclasses import dataclass, field
 from loyaltybot.points.ledger import Presence
 from loyaltybot.points.viewers import Viewer
 
-MAX_TRACKED = 500_000  # viewers remembered per channel per interval (bounded memory)
+MAX_PRESENT = 5_000_000  # viewers remembered per channel (config: earning.max_present)
+SAMPLE = 10  # logins named when viewers are left out
 
 
 @dataclass(slots=True)
@@ -34,13 +39,31 @@ class ChannelPresence:
     subscribers: set[str] = field(default_factory=set)
     excluded: frozenset[str] = frozenset()
     chatters_fresh: bool = False  # the list came from Helix for this interval
+    left_out: int = 0  # chatters and JOINs not tracked this interval: the bound was reached
+    left_out_logins: list[str] = field(default_factory=list)  # the first few of them
+    list_left_out: int = 0  # of the latest chatter list (replaced with each list)
+    list_left_logins: list[str] = field(default_factory=list)
+
+    def leave_out(self, login: str) -> None:
+        self.left_out += 1
+        if len(self.left_out_logins) < SAMPLE:
+            self.left_out_logins.append(login)
+
+
+@dataclass(frozen=True, slots=True)
+class LeftOut:
+    """Viewers an interval could not track, for the tick's warning."""
+
+    count: int
+    logins: tuple[str, ...]
 
 
 class PresenceTracker:
     """In-memory presence for every channel; fed by chat, JOIN/PART and Helix."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_present: int = MAX_PRESENT) -> None:
         self._channels: dict[str, ChannelPresence] = {}
+        self.max_present = max_present
 
     def channel(self, channel: str) -> ChannelPresence:
         return self._channels.setdefault(channel, ChannelPresence())
@@ -58,7 +81,8 @@ class PresenceTracker:
             return
         entry = state.active.get(viewer.user_id)
         if entry is None:
-            if len(state.active) >= MAX_TRACKED:
+            if len(state.active) >= self.max_present:
+                state.leave_out(viewer.login)
                 return
             state.active[viewer.user_id] = _Active(viewer.login, viewer.display_name, 1)
         else:
@@ -72,14 +96,27 @@ class PresenceTracker:
 
     def join(self, channel: str, login: str) -> None:
         state = self.channel(channel)
-        if login not in state.excluded and len(state.joined) < MAX_TRACKED:
+        if login in state.excluded or login in state.joined:
+            return
+        if len(state.joined) < self.max_present:
             state.joined.add(login)
+        else:
+            state.leave_out(login)
 
     def part(self, channel: str, login: str) -> None:
         self.channel(channel).joined.discard(login)
 
-    def set_chatters(self, channel: str, chatters: Mapping[str, tuple[str, str]]) -> None:
-        """The chatter list (user id -> (login, display name)) for this interval.
+    def set_chatters(
+        self,
+        channel: str,
+        chatters: Mapping[str, tuple[str, str]],
+        *,
+        listed: int = 0,
+        beyond: Sequence[str] = (),
+    ) -> None:
+        """The chatter list (user id -> (login, display name)) for this interval; ``listed``
+        says how many Twitch listed when that is more than were read (the bound), and
+        ``beyond`` names the first few of those not read.
 
         A viewer listed again with the same login and name keeps the tuple held from
         before: its display name is the one the learned-names map holds, so the name just
@@ -87,10 +124,15 @@ class PresenceTracker:
         state = self.channel(channel)
         old, excluded, ids = state.chatters, state.excluded, state.ids
         kept: dict[str, tuple[str, str]] = {}
+        bound = self.max_present
+        left, named = 0, list[str]()
         for uid, pair in chatters.items():
-            if len(kept) >= MAX_TRACKED:
-                break
             login = pair[0]
+            if len(kept) >= bound:
+                left += 1
+                if len(named) < SAMPLE:
+                    named.append(login)
+                continue
             if login in excluded:
                 continue
             previous = old.get(uid)
@@ -99,6 +141,8 @@ class PresenceTracker:
                 self._learn(state, uid, login, pair[1])
         state.chatters = kept
         state.chatters_fresh = True
+        state.list_left_out = left + max(0, listed - len(chatters))  # unread ones: counted
+        state.list_left_logins = (named + list(beyond))[:SAMPLE]
 
     def drop_chatters(self, channel: str) -> None:
         """The chatter list cannot be read any more: count chat and JOIN, not the last list."""
@@ -122,7 +166,7 @@ class PresenceTracker:
             self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
 
     def _learn(self, state: ChannelPresence, user_id: str, login: str, name: str) -> None:
-        if len(state.ids) < MAX_TRACKED or login in state.ids:
+        if len(state.ids) < self.max_present or login in state.ids:
             state.ids[login] = user_id
             if name != login:
                 state.names[user_id] = name
@@ -167,3 +211,12 @@ class PresenceTracker:
         state.active = {}
         state.chatters_fresh = False
         return present
+
+    def take_left_out(self, channel: str) -> LeftOut:
+        """Who could not be tracked since the last call (the tick asks once an interval)."""
+        state = self.channel(channel)
+        logins = (*state.list_left_logins, *state.left_out_logins)[:SAMPLE]
+        left = LeftOut(state.list_left_out + state.left_out, logins)
+        state.left_out, state.left_out_logins = 0, []
+        state.list_left_out, state.list_left_logins = 0, []
+        return left

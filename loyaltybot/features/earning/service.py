@@ -81,6 +81,7 @@ class Earning:
         self._channels: dict[str, _ChannelState] = {}
         self._chatters_refused: dict[str, float] = {}  # channel -> monotonic time refused
         self._on_tick = on_tick
+        self.left_out: dict[str, int] = {}  # channel -> viewers left out last interval
         self.ticks = 0
 
     # -- the chat layer's presence source
@@ -125,8 +126,7 @@ class Earning:
 
     async def _add(self, channel: str) -> None:
         last = await self.bank.last_tick(channel)
-        known = await self.bank.load_known_logins(channel)
-        self.tracker.learn(channel, known)
+        await self.bank.load_known_logins(channel)
         self.tracker.set_subscribers(channel, await self.bank.subscriber_ids(channel))
         self.tracker.set_excluded(channel, self.bank.excluded(channel))
         state = _ChannelState(seq=last[0] if last else 0, watch_since=self.clock.now())
@@ -206,6 +206,7 @@ class Earning:
         watch = math.floor(state.watch_carry)
         state.watch_carry -= watch
         present = self.tracker.take_interval(channel)
+        self._report_left_out(channel)
         state.watch_since = now
         channel_id = self.bank.channel_id(channel)
         if not live:
@@ -248,6 +249,20 @@ class Earning:
             write_seconds=round(written - writing, 3),
         )
 
+    def _report_left_out(self, channel: str) -> None:
+        """The presence bound was reached this interval: say so, and whom it cost."""
+        left = self.tracker.take_left_out(channel)
+        self.left_out[channel] = left.count
+        if left.count:
+            log.warning(
+                "presence_bound_reached",
+                channel=channel,
+                bound=self.tracker.max_present,
+                left_out=left.count,
+                first_left_out=list(left.logins),
+                fix="raise earning.max_present in the config if the machine has the memory",
+            )
+
     async def _refresh_live(self, channel: str, state: _ChannelState) -> None:
         if self._helix is None:
             return
@@ -285,7 +300,10 @@ class Earning:
         ask = refused_at is None or now - refused_at >= CHATTERS_RETRY_SECONDS
         if ask and state.broadcaster_id and moderator:
             try:
-                chatters = await helix_api.get_chatters(helix, state.broadcaster_id, moderator)
+                bound = self.tracker.max_present
+                chatters = await helix_api.get_chatters(
+                    helix, state.broadcaster_id, moderator, limit=bound
+                )
             except HelixError as exc:
                 if exc.status in (401, 403):
                     self.tracker.drop_chatters(channel)  # never keep paying a stale list
@@ -303,7 +321,9 @@ class Earning:
             else:
                 if self._chatters_refused.pop(channel, None) is not None:
                     log.info("presence_from_chatters_again", channel=channel)
-                self.tracker.set_chatters(channel, chatters)
+                self.tracker.set_chatters(
+                    channel, chatters, listed=chatters.listed, beyond=chatters.beyond
+                )
         await self._resolve_joins(channel, helix)
         await self._refresh_subscribers(channel, state)
 
@@ -329,7 +349,9 @@ class Earning:
             return
         state.subscribers_at = self.clock.monotonic()
         try:
-            ids = await helix_api.get_subscriber_ids(helix, state.broadcaster_id)
+            ids = await helix_api.get_subscriber_ids(
+                helix, state.broadcaster_id, limit=self.tracker.max_present
+            )
         except HelixError as exc:
             log.warning("subscribers_unavailable", channel=channel, error=str(exc))
             return
