@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from loyaltybot.config import Secret
 from loyaltybot.simulator import BOT_SCOPES, BROADCASTER_SCOPES, Simulator
@@ -116,3 +117,30 @@ async def test_subscribers_over_every_page(sim: Simulator) -> None:
         helix = Helix(session, sim.api_url, sim.client_id, StaticToken(Secret(token)))
         ids = await get_subscriber_ids(helix, sim.channel("alice").id)
     assert ids == {u.id for u in users}  # the broadcaster's own sub is not a viewer's
+
+
+async def test_a_long_list_is_paced_within_the_rate_limit_not_refused() -> None:
+    """30 pages through a bucket of 120 a minute with 100 kept in reserve: the client
+    spreads the last pages at the refill rate instead of meeting a single 429."""
+    simulator = Simulator(
+        client_id="pages-client", client_secret="pages-secret", helix_points_per_minute=120
+    )
+    await simulator.start()
+    try:
+        simulator.add_channel("alice", bot_login="mybot", bot_role="moderator")
+        simulator.set_chatters("alice", simulator.add_users(300))
+        token = simulator.issue_token("mybot", scopes=list(BOT_SCOPES))
+        async with aiohttp.ClientSession() as session:
+            helix = Helix(
+                session, simulator.api_url, simulator.client_id, StaticToken(Secret(token)),
+                reserve=100,
+            )
+            channel, bot = simulator.channel("alice"), simulator.user("mybot")
+            with capture_logs() as events:
+                chatters = await get_chatters(helix, channel.id, bot.id, page_size=10)
+        assert len(chatters) == len(simulator.channel("alice").chatters)
+        assert not [e for e in events if e["event"] == "helix_rate_limited"]
+        assert [e for e in events if e["event"] == "helix_paced"]
+    finally:
+        await simulator.close()
+

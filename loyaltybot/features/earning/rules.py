@@ -38,3 +38,16 @@ def rates_of(settings: ChannelSettings) -> EarningRates:
         active_bonus=settings.active_bonus,
         min_watch_seconds=round(settings.min_watchtime_minutes * 60),
     )
+
+
+AHEAD_FROM_SECONDS = 0.25  # a chatter list read faster than this is read at the tick
+
+
+def collect_lead(last_seconds: float, interval: float) -> float:
+    """How long before a tick to start reading the chatter list: 0 for a small channel
+    (read at the tick itself), else one and a half times the last reading, at most half
+    the interval. A million viewers are 1,000 pages that Twitch's rate limit spreads over
+    more than a minute: they cannot be read inside the tick."""
+    if last_seconds < AHEAD_FROM_SECONDS:
+        return 0.0
+    return min(interval / 2, last_seconds * 1.5 + 0.5)

@@ -20,7 +20,7 @@ import structlog
 from loyaltybot.clock import Clock, to_ms
 from loyaltybot.db import Store
 from loyaltybot.features.earning.presence import PresenceTracker
-from loyaltybot.features.earning.rules import first_due, next_due, rates_of
+from loyaltybot.features.earning.rules import collect_lead, first_due, next_due, rates_of
 from loyaltybot.points import ledger
 from loyaltybot.points.bank import Bank
 from loyaltybot.points.errors import AlreadyApplied
@@ -50,6 +50,8 @@ class _ChannelState:
     broadcaster_id: str | None = None
     subscribers_at: float = -math.inf
     wake: asyncio.Event = field(default_factory=asyncio.Event)
+    collecting: asyncio.Task[None] | None = None  # the chatter list, read ahead of the tick
+    collect_seconds: float = 0.0  # how long the last reading of it took
 
 
 class Earning:
@@ -140,10 +142,11 @@ class Earning:
         state = self._channels.pop(channel, None)
         if state is None:
             return
-        if state.task is not None:
-            state.task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await state.task
+        for task in (state.task, state.collecting):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
         await self._flush(channel, state)
         self.tracker.forget(channel)
 
@@ -173,6 +176,11 @@ class Earning:
                 due = max(anchor + interval, self.clock.now())
             wait = due - self.clock.now()
             if wait > 0:
+                if state.collecting is None and wait <= collect_lead(state.collect_seconds,
+                                                                     interval):
+                    state.collecting = asyncio.create_task(
+                        self._collect(channel, state), name=f"chatters:{channel}"
+                    )
                 state.wake.clear()
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(state.wake.wait(), min(wait, self._max_sleep))
@@ -197,8 +205,11 @@ class Earning:
         interval: float,
     ) -> None:
         started = self.clock.monotonic()
-        await self._refresh_live(channel, state)
-        await self._refresh_presence(channel, state)
+        ahead, state.collecting = state.collecting, None
+        if ahead is not None:  # read during the interval's last moments: wait if still going
+            await ahead
+        else:
+            await self._collect(channel, state)
         fetched = self.clock.monotonic()
         now = self.clock.now()
         live = bool(state.live) or settings.enable_offline
@@ -249,6 +260,19 @@ class Earning:
             write_seconds=round(written - writing, 3),
         )
 
+    async def _collect(self, channel: str, state: _ChannelState) -> None:
+        """Stream state and the chatter list for this interval; how long it took decides
+        how early the next one starts (``collect_lead``)."""
+        started = self.clock.monotonic()
+        try:
+            await self._refresh_live(channel, state)
+            await self._refresh_presence(channel, state)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # the tick goes on with what chat and JOIN say
+            log.exception("presence_refresh_failed", channel=channel)
+        state.collect_seconds = self.clock.monotonic() - started
+
     def _report_left_out(self, channel: str) -> None:
         """The presence bound was reached this interval: say so, and whom it cost."""
         left = self.tracker.take_left_out(channel)
@@ -276,12 +300,15 @@ class Earning:
             state.broadcaster_id = streams[channel].user_id
 
     async def _first_look(self, channel: str, state: _ChannelState) -> None:
-        """At start, read the chatter list once so lurkers are known before any tick."""
+        """At start, read the chatter list once so lurkers are known before any tick (and
+        learn how long a reading takes, for the next)."""
+        started = self.clock.monotonic()
         try:
             await self._refresh_presence(channel, state)
         except HelixError as exc:
             log.warning("chatters_unavailable", channel=channel, error=str(exc))
             return
+        state.collect_seconds = self.clock.monotonic() - started
         self.bank.first_sight.see_chatters(channel, self.tracker.channel(channel).chatters)
 
     async def _refresh_presence(self, channel: str, state: _ChannelState) -> None:
