@@ -381,6 +381,8 @@ def settle(
         if amount < 0:
             raise ValueError(f"payout to {user_id} is negative")
         wanted[user_id] = wanted.get(user_id, 0) + amount
+    if not wanted:  # spent (tickets): nobody to pay, no stake to read
+        return _close(tx, current, [], RoundState.SETTLED, kind, reason, actor)
     staked = {s.user_id: s for s in stakes(tx.conn, round_id)}
     strangers = set(wanted) - set(staked)
     if strangers:
