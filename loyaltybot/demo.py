@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import itertools
 import secrets
 import signal
 import socket
@@ -120,6 +121,9 @@ def demo_config(
                     "rewards": REWARDS,
                     "shop": SHOP,
                     "levels": LEVELS,
+                    "giveaway_ticket_cost": 5,
+                    "giveaway_max_tickets": 5,
+                    "giveaway_subscriber_luck": 1.5,
                 }
             },
         },
@@ -185,7 +189,9 @@ async def _run(
     for crowd in world.crowds:
         crowd.redeem_every = REDEEM_EVERY
         crowd.shop_items = tuple(item["name"] for item in SHOP)
+        crowd.tickets = True
         await crowd.start()
+    cycle = asyncio.create_task(_giveaway_cycle(sim))
     url = bot.web_url
     if not quiet:
         print(_banner(url, config.twitch.eventsub_ws_url), flush=True)
@@ -198,6 +204,7 @@ async def _run(
                 await asyncio.wait_for(stop.wait(), seconds)
     finally:
         feed.cancel()
+        cycle.cancel()
         for crowd in world.crowds:
             await crowd.stop()
         stop.set()
@@ -218,12 +225,27 @@ loyaltybot demo: the real daemon, with a simulated Twitch and ~150 simulated vie
   public leaderboard:                         {url}/c/{CHANNEL}/leaderboard
   OBS overlay:                                {url}/c/{CHANNEL}/leaderboard?overlay=1
   the shop (viewers type !shop, !buy, !level): {url}/c/{CHANNEL}/shop
+  a giveaway every minute (viewers !ticket):  {url}/c/{CHANNEL}/giveaway
   JSON API:                                   {url}/api/v1/channels/{CHANNEL}/leaderboard?limit=5
   health / metrics:                           {url}/healthz   {url}/metrics
   EventSub over WebSocket (no public URL):    {eventsub_ws_url}
   EventSub state on the dashboard:            {url}/dashboard/{CHANNEL}/eventsub
 Below: what the bot says in #{CHANNEL}, and the books every few seconds. Ctrl-C stops.
 {line}"""
+
+
+async def _giveaway_cycle(sim: Simulator) -> None:
+    """A moderator runs giveaways over and over: open, close 25 s later, draw two winners;
+    each open ends the drawn one before it."""
+    prizes = ("a signed poster", "a game key", "a shout-out", "a cookie jar")
+    await asyncio.sleep(2)
+    for n in itertools.count():
+        await sim.say(CHANNEL, "alice_mod", f"!giveaway open {prizes[n % len(prizes)]}")
+        await asyncio.sleep(25)
+        await sim.say(CHANNEL, "alice_mod", "!giveaway close")
+        await asyncio.sleep(3)
+        await sim.say(CHANNEL, "alice_mod", "!giveaway draw 2")
+        await asyncio.sleep(30)
 
 
 async def _feed(sim: Simulator, bot: Daemon, quiet: bool) -> None:

@@ -96,6 +96,7 @@ class Crowd:
         # Shop items viewers may !buy; with any, some lines are !shop, !buy and !level
         # (none: the chat stays exactly what it was for a seed).
         self.shop_items: tuple[str, ...] = ()
+        self.tickets = False  # viewers enter giveaways: !ticket, !join, !giveaway
         self.users: list[SimUser] = []
         self.mods: set[str] = set()
         self._rng = random.Random(seed)
@@ -194,6 +195,9 @@ class Crowd:
             return rng.choice(("!leaderboard", "!top"))
         if self.shop_items and roll < 0.36:
             return self._spend()
+        if self.tickets and roll < 0.44:
+            return rng.choice(("!ticket", "!ticket", f"!ticket {rng.randint(1, 6)}",
+                               "!ticket max", "!join", "!giveaway"))  # fmt: skip
         words = [rng.choice(_WORDS) for _ in range(rng.randint(1, 8))]
         if rng.random() < 0.25:
             words.insert(rng.randrange(len(words) + 1), rng.choice(_EMOTES))

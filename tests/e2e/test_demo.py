@@ -26,5 +26,6 @@ def test_demo_shows_a_live_bot_and_balances_growing() -> None:
     ticks = [line for line in out.splitlines() if line.startswith("== tick ")]
     assert any("== tick 2:" in line for line in ticks), ticks
     assert ' redeemed "' in out  # a simulated redemption and what became of it
+    assert "Giveaway #1 is open:" in out  # a moderator runs giveaways; viewers type !ticket
     assert "audit: ok" in out
     assert "Traceback" not in out + result.stderr

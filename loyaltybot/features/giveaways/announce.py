@@ -189,7 +189,8 @@ def explain(exc: GiveawayRefusal, settings: ChannelSettings) -> str:
             return f"you already hold the most tickets allowed ({format_points(exc.maximum)})."
         case CannotAfford():
             return (
-                f"{_n(exc.tickets, 'ticket')} cost {_points(exc.price, settings)}, and you have"
+                f"{_n(exc.tickets, 'ticket')} {'costs' if exc.tickets == 1 else 'cost'}"
+                f" {_points(exc.price, settings)}, and you have"
                 f" {_points(exc.balance, settings)}."
             )
         case NoGiveaway():
