@@ -50,6 +50,9 @@ class ChannelSettings(BaseModel):
     giveaway_ticket_cost: int = Field(0, ge=0, le=MAX_POINTS)  # 0 = free entry, one ticket
     giveaway_max_tickets: int = Field(1, ge=1, le=1_000_000)  # per viewer
     giveaway_subscriber_luck: float = Field(1.0, ge=1, le=10)  # a subscriber's ticket weighs this
+    contest_min_bet: int = Field(1, ge=1, le=MAX_POINTS)
+    contest_max_bet: int = Field(1_000_000, ge=1, le=MAX_POINTS)  # per viewer, per contest
+    contest_close_after_seconds: float = Field(0.0, ge=0, le=86_400)  # 0 = until a mod closes
 
     @property
     def subscriber_points(self) -> int:

@@ -67,9 +67,15 @@ _FIELDS: dict[str, FieldText] = {
     "giveaway_subscriber_luck": _f(
         "Subscriber luck", "A subscriber's ticket weighs this much (1 to 10)", "Giveaways", "×"
     ),
+    "contest_min_bet": _f("Smallest bet", "A viewer's first bet on a contest", "Contests"),
+    "contest_max_bet": _f("Largest bet", "Per viewer and contest, in total", "Contests"),
+    "contest_close_after_seconds": _f(
+        "Close after", "Bets close this long after opening; 0 = when a moderator closes",
+        "Contests", "seconds",
+    ),
 }
 
-GROUPS = ("Currency", "Earning", "Commands", "Event bonuses", "Giveaways", "Other")
+GROUPS = ("Currency", "Earning", "Commands", "Event bonuses", "Giveaways", "Contests", "Other")
 
 
 def field_info(key: str) -> FieldText:

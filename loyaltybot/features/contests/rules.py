@@ -77,6 +77,56 @@ class BetTooLarge(ContestRefusal):
         return max(0, self.maximum - self.held)
 
 
+class NoContest(ContestRefusal):
+    """Nothing runs in the channel (no contest open or waiting for its winner)."""
+
+
+class ContestClosed(ContestRefusal):
+    """A bet on a contest that takes no more bets (closed by a mod or by its timer)."""
+
+    def __init__(self, contest_id: int) -> None:
+        super().__init__(f"contest {contest_id} takes no more bets")
+        self.contest_id = contest_id
+
+
+class WrongState(ContestRefusal):
+    """A moderator's ``action`` that the contest's ``state`` does not allow: opening while
+    one runs, closing a closed one."""
+
+    def __init__(self, contest_id: int, state: str, action: str) -> None:
+        super().__init__(f"contest {contest_id} is {state}: cannot {action}")
+        self.contest_id = contest_id
+        self.state = state
+        self.action = action
+
+
+class CannotAfford(ContestRefusal):
+    """A bet of more points than the viewer has."""
+
+    def __init__(self, amount: int, balance: int) -> None:
+        super().__init__(f"bet {amount} but has {balance}")
+        self.amount = amount
+        self.balance = balance
+
+
+class NotEligible(ContestRefusal):
+    """The broadcaster, the bot and ignored users do not bet (they earn nothing either)."""
+
+    def __init__(self, login: str) -> None:
+        super().__init__(f"{login} may not bet")
+        self.login = login
+
+
+class BadLimits(ContestRefusal):
+    """The channel's ``contest_min_bet`` is above its ``contest_max_bet``: no bet could
+    be accepted, so no contest opens until the settings are fixed."""
+
+    def __init__(self, min_bet: int, max_bet: int) -> None:
+        super().__init__(f"contest_min_bet {min_bet} is above contest_max_bet {max_bet}")
+        self.min_bet = min_bet
+        self.max_bet = max_bet
+
+
 class BadContest(ContestRefusal):
     """``!contest open`` text that does not make a contest."""
 
