@@ -52,7 +52,14 @@ from loyaltybot.simulator import BOT_SCOPES, BROADCASTER_SCOPES, Simulator  # no
 
 SEED_DIR = ROOT.parent / "shared" / "peers" / "seed-js"
 CHANNEL = "alice"
-INTERVAL_MINUTES = 0.05  # 3 s between ticks
+INTERVAL_MINUTES = 0.05  # 3 s between ticks (a million viewers: see interval_for)
+CASES = {"tick_insert": "first", "tick_update": "steady", "tick_update_standings": "standings"}
+
+
+def interval_for(n: int) -> float:
+    """Minutes between ticks: 3 s, or long enough that the chatter list (1,000 pages for a
+    million viewers) is read ahead of the tick, as the daemon does on Twitch."""
+    return max(INTERVAL_MINUTES, n / 1_000_000 * 0.5)
 TARGET_TICK_SECONDS = 1.0
 TARGET_DB_SPEEDUP = 1.2
 TARGET_RSS_MB = 200.0
@@ -161,20 +168,27 @@ async def bench_size(
     with tempfile.TemporaryDirectory(dir=ROOT) as tmp:
         daemon = Daemon(
             write_config(Path(tmp), sim, bot_token, (
-                f"interval_minutes = {INTERVAL_MINUTES}\npoints_per_interval = 10\n"
+                f"interval_minutes = {interval_for(n)}\npoints_per_interval = 10\n"
                 f'subscriber_multiplier = 1.5\nbroadcaster_token = "{broadcaster_token}"'
             )),
             profile / f"daemon-{n}-{rep}.prof" if profile else None,
         )
         try:
-            await daemon.wait_event("daemon_ready", 1)
+            await daemon.wait_event("daemon_ready", 1, within=120)
+            if n == 0:  # the idle daemon: one tick with nobody, then its memory
+                await daemon.wait_event("earning_tick", 1)
+                lines.append(emit(impl="loyaltybot", workload="rss", n=0, rep=rep,
+                                  **daemon.memory()))
+                return lines
             for number, workload in enumerate(TICKS, start=1):
                 if workload == "tick_update_standings":
                     mark = len(sim.sent)
                     await sim.say(CHANNEL, users[1], "!points")
                     await sim.wait_for_reply(CHANNEL, contains=users[1].login, after=mark,
                                              timeout=30)
-                tick = await daemon.wait_event("earning_tick", number)
+                tick = await daemon.wait_event(
+                    "earning_tick", number, within=60 + interval_for(n) * 60 * 2
+                )
                 if tick["present"] != n:
                     raise RuntimeError(f"tick {number}: {tick['present']} present, not {n}")
                 lines.append(emit(
@@ -183,6 +197,7 @@ async def bench_size(
                     db_seconds=tick["write_seconds"],
                     other_seconds=round(
                         tick["seconds"] - tick["helix_seconds"] - tick["write_seconds"], 3),
+                    collect_seconds=tick.get("collect_seconds"),
                     points=tick["points"],
                 ))
             lines.append(emit(impl="loyaltybot", workload="rss", n=n, rep=rep,
@@ -210,6 +225,7 @@ async def main() -> None:
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--reps", type=int, default=3, help="repetitions; medians are compared")
     parser.add_argument("--profile", type=Path, help="run the daemon under cProfile, into DIR")
+    parser.add_argument("--plot", type=Path, help="draw seconds and memory against N (PNG)")
     args = parser.parse_args()
     logs.configure("warning", "console")
     if args.seed and not (SEED_DIR / "node_modules" / "better-sqlite3").is_dir():
@@ -225,6 +241,8 @@ async def main() -> None:
     ours: dict[tuple[str, int], list[dict[str, Any]]] = {}
     seed: dict[tuple[str, int], list[dict[str, Any]]] = {}
     try:
+        for line in await bench_size(sim, 0, 0):  # the idle daemon's memory, the baseline
+            ours.setdefault(("rss", 0), []).append(line)
         for rep in range(args.reps):  # interleaved with the seed's runs
             for n in sizes:
                 for line in await bench_size(sim, n, rep, args.profile):
@@ -258,6 +276,62 @@ async def main() -> None:
             emit(**summary)
         emit(median="rss", n=n, VmRSS=median(("rss", n), "VmRSS"),
              VmHWM=median(("rss", n), "VmHWM"), target_mb=TARGET_RSS_MB)
+
+    # Issue 16: the whole tick against the seed's database write alone, per N and case.
+    idle = median(("rss", 0), "VmRSS")
+    growth: list[dict[str, Any]] = []
+    for n in sizes:
+        rss = median(("rss", n), "VmRSS")
+        for workload, case in CASES.items():
+            key = (workload, n)
+            line: dict[str, Any] = {
+                "compare": "tick_end_to_end", "n": n, "case": case,
+                "seconds": median(key, "total_seconds"),
+                "db_seconds": median(key, "db_seconds"),
+                "collect_seconds": median(key, "collect_seconds"),
+                "rss_bytes_per_viewer": round((rss - idle) * 2**20 / n),
+            }
+            seed_key = ("distribute_insert" if case == "first" else "distribute_update", n)
+            if seed_key in seed:
+                seed_s = float(statistics.median(float(x["seconds"]) for x in seed[seed_key]))
+                line.update(seed_db_seconds=seed_s, speedup=round(seed_s / line["seconds"], 2),
+                            db_speedup=round(seed_s / line["db_seconds"], 2))
+            growth.append(emit(**line))
+    if args.plot:
+        plot(growth, args.plot)
+
+
+def plot(growth: list[dict[str, Any]], path: Path) -> None:
+    """Seconds per tick and resident bytes per viewer against N, ours and the seed's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2))
+    for case in CASES.values():
+        rows = [g for g in growth if g["case"] == case]
+        left.plot([g["n"] for g in rows], [g["seconds"] for g in rows], marker="o",
+                  label=f"loyaltybot, {case} tick (whole)")
+    seed_rows = [g for g in growth if g["case"] == "steady" and "seed_db_seconds" in g]
+    if seed_rows:
+        left.plot([g["n"] for g in seed_rows], [g["seed_db_seconds"] for g in seed_rows],
+                  marker="s", linestyle="--", color="black", label="seed batchAddPoints (db only)")
+    for axis in (left, right):
+        axis.set_xscale("log")
+        axis.set_xlabel("viewers present (N)")
+        axis.grid(True, which="both", alpha=0.3)
+    left.set_yscale("log")
+    left.set_ylabel("seconds per tick")
+    left.legend(fontsize=8)
+    rows = [g for g in growth if g["case"] == "steady"]
+    right.plot([g["n"] for g in rows], [g["rss_bytes_per_viewer"] for g in rows], marker="o")
+    right.axhline(500, color="red", linestyle=":", label="target: 500 B per viewer")
+    right.set_ylabel("resident bytes per viewer above idle")
+    right.legend(fontsize=8)
+    fig.suptitle("bench/earning.py: the earning tick as N grows")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
 
 
 if __name__ == "__main__":

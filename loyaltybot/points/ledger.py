@@ -32,6 +32,7 @@ from loyaltybot.points.errors import (
     SelfTransfer,
     UnknownViewer,
 )
+from loyaltybot.points.standings import Keys, sorted_keys
 from loyaltybot.points.viewers import Viewer
 
 
@@ -370,7 +371,7 @@ class TickPlan:
     due_at_ms: int
     watch_seconds: int
     rates: EarningRates
-    present: Sequence[Presence]
+    present: Iterable[Presence]  # read once, on the database's thread
     known_logins: Mapping[str, str]
     # The daemon keeps this channel's ranks in memory: say exactly who got what. With
     # ``near_max`` (someone may be clamped at the maximum) the exceptions are looked up.
@@ -389,7 +390,7 @@ class TickApplied:
     present: int
     points: int
     new_logins: Mapping[str, str]
-    credited: Sequence[tuple[Sequence[str], int]] = ()
+    credited: Sequence[tuple[Keys, int]] = ()
     balances: Mapping[str, int] | None = None  # None: not reported
 
 
@@ -410,7 +411,7 @@ SELECT :channel, j.value ->> 0, j.value ->> 1, j.value ->> 2,
        {_ROW_AMOUNT.format(sub="j.value ->> 3", msgs="j.value ->> 4")} * (:watch >= :min_watch),
        {_ROW_AMOUNT.format(sub="j.value ->> 3", msgs="j.value ->> 4")} * (:watch >= :min_watch),
        :watch, j.value ->> 4, j.value ->> 3, :now, :now
-FROM json_each(:rows) AS j WHERE true
+FROM json_each(:rows) AS j WHERE true ORDER BY j.value ->> 0
 ON CONFLICT (channel_id, user_id) DO UPDATE SET
     points = points + {
     _EARN.format(amount=_ROW_AMOUNT.format(sub="excluded.subscriber", msgs="excluded.messages"))
@@ -436,7 +437,7 @@ SELECT :channel, substr(r.v, 1, r.i - 1), substr(r.v, r.i + 1, r.k - 1),
        substr(r.v, r.i + r.k + 1), :earned, :earned, :watch, 0, :subscriber, :now, :now
 FROM (SELECT j.value AS v, instr(j.value, ' ') AS i,
              instr(substr(j.value, instr(j.value, ' ') + 1), ' ') AS k
-      FROM json_each(:rows) AS j) AS r
+      FROM json_each(:rows) AS j ORDER BY j.value) AS r
 """
 _UPDATE_GROUP = f"""
 UPDATE viewers SET
@@ -445,8 +446,18 @@ UPDATE viewers SET
     watch_seconds = watch_seconds + :watch,
     subscriber = :subscriber,
     last_seen = :now
-WHERE channel_id = :channel AND user_id IN (SELECT value FROM json_each(:ids))
+WHERE channel_id = :channel AND user_id IN (SELECT value FROM json_each(:ids) ORDER BY value)
 """
+# Rows are visited in key order: SQLite sorts the ids (in C, without the GIL) and the
+# B-tree is then walked forwards. Measured on 1,000,000 viewers: 3.5 s in the chatter
+# list's order, 2.0 s sorted by SQLite, 1.4 s presorted (sorting in Python costs 0.5 s).
+
+
+def _json_ids(ids: Sequence[str]) -> str:
+    """A JSON array of user ids; digits need no escaping, so a join does it 3x faster."""
+    if ids and "".join(ids).isdigit():
+        return '["' + '","'.join(ids) + '"]'
+    return json.dumps(list(ids))
 
 
 def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
@@ -461,6 +472,7 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
         AlreadyApplied: this tick (channel, seq) was credited before.
     """
     conn = tx.conn
+    present = plan.present if isinstance(plan.present, Sequence) else list(plan.present)
     try:
         conn.execute(
             "INSERT INTO earning_ticks (channel_id, seq, due_at, credited_at, watch_seconds,"
@@ -471,7 +483,7 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
                 plan.due_at_ms,
                 tx.now_ms,
                 plan.watch_seconds,
-                len(plan.present),
+                len(present),
             ),
         )
     except sqlite3.IntegrityError as exc:
@@ -491,7 +503,7 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
     groups: dict[bool, list[Presence]] = {True: [], False: []}  # known, quiet
     fresh: dict[bool, list[Presence]] = {True: [], False: []}  # new, quiet
     known_logins = plan.known_logins
-    for p in plan.present:
+    for p in present:
         known = known_logins.get(p.user_id)
         if p.messages:
             detailed.append(p)
@@ -502,7 +514,7 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
         else:  # renamed, or a login we cannot pack
             detailed.append(p)
 
-    credited: list[tuple[Sequence[str], int]] = []
+    credited: list[tuple[Keys, int]] = []
     exact = plan.report and (
         rates.min_watch_seconds > 0 or plan.near_max or _anyone_not_earning(conn, plan.channel_id)
     )
@@ -513,18 +525,18 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
         amount = rates.subscriber_points if subscriber else rates.points
         group = {**params, "amount": amount, "subscriber": int(subscriber)}
         if exact:  # those who get less than ``amount`` take the per-row path, reported
-            odd = _not_full(conn, {**group, "ids": json.dumps(ids)})
+            odd = _not_full(conn, {**group, "ids": _json_ids(ids)})
             if odd:
                 detailed.extend(p for p in members if p.user_id in odd)
                 members = [p for p in members if p.user_id not in odd]
                 ids = [p.user_id for p in members]
-        updated = conn.execute(_UPDATE_GROUP, {**group, "ids": json.dumps(ids)}).rowcount
+        updated = conn.execute(_UPDATE_GROUP, {**group, "ids": _json_ids(ids)}).rowcount
         if updated != len(ids):  # the hint was wrong about some: they have no row yet
             missing = _missing(conn, plan.channel_id, ids)
             detailed.extend(p for p in members if p.user_id in missing)
             ids = [i for i in ids if i not in missing]
-        if plan.report and amount > 0 and plan.watch_seconds >= 0:
-            credited.append((ids, amount))
+        if plan.report and amount > 0:
+            credited.append((sorted_keys(ids), amount))
 
     for subscriber, members in fresh.items():
         if not members:
@@ -542,7 +554,7 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
             detailed.extend(members)
         else:
             if plan.report and earned > 0:
-                credited.append(([p.user_id for p in members], earned))
+                credited.append((sorted_keys([p.user_id for p in members]), earned))
 
     balances: dict[str, int] | None = {} if plan.report else None
     if detailed:
@@ -564,7 +576,7 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
     for members in fresh.values():
         new_logins.update((p.user_id, p.login) for p in members)
     applied = TickApplied(
-        plan.channel_id, plan.seq, len(plan.present), points, new_logins, credited, balances
+        plan.channel_id, plan.seq, len(present), points, new_logins, credited, balances
     )
     tx.effects.append(applied)
     return applied

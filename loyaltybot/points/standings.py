@@ -27,6 +27,18 @@ import numpy as np
 import numpy.typing as npt
 
 Ids = npt.NDArray[np.int64]
+Keys = Ids | Sequence[str]  # sorted numeric user ids, or the ids as written when not digits
+
+
+def sorted_keys(user_ids: Sequence[str]) -> Keys:
+    """User ids as sorted integers, ready for ``Standings.add`` (made on the database's
+    thread, so the event loop only merges); the strings as given if one is not digits."""
+    try:
+        keys = np.fromiter(map(int, user_ids), dtype=np.int64, count=len(user_ids))
+    except ValueError:
+        return user_ids
+    keys.sort()
+    return keys
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,12 +133,12 @@ class Standings:
             return
         self._changed()
 
-    def add(self, user_ids: Ids, amount: int) -> None:
+    def add(self, user_ids: Ids, amount: int, *, presorted: bool = False) -> None:
         """Credit ``amount`` to each of these viewers (numeric ids), all known to be ranked
         after it: the common case of an earning tick."""
         if amount <= 0 or user_ids.size == 0:
             return
-        keys = np.sort(user_ids)
+        keys = user_ids if presorted else np.sort(user_ids)
         at = np.searchsorted(self._ids, keys)
         inside = at < self._ids.size
         found = np.zeros(keys.size, dtype=bool)
@@ -137,14 +149,14 @@ class Standings:
             self._merge(new, np.full(new.size, amount, dtype=np.int64))
         self._changed()
 
-    def add_all(self, user_ids: Sequence[str], amount: int) -> None:
-        """``add`` for user ids as the database writes them (strings)."""
-        if amount <= 0 or not user_ids:
+    def add_all(self, user_ids: Keys, amount: int) -> None:
+        """``add`` for ``sorted_keys`` (or user ids as strings, when they are not digits)."""
+        if amount <= 0 or len(user_ids) == 0:
             return
-        try:
-            keys = np.fromiter(map(int, user_ids), dtype=np.int64, count=len(user_ids))
-        except ValueError:  # an id that is not all digits
-            keys = np.fromiter(map(self._key, user_ids), dtype=np.int64, count=len(user_ids))
+        if isinstance(user_ids, np.ndarray):
+            self.add(user_ids, amount, presorted=True)
+            return
+        keys = np.fromiter(map(self._key, user_ids), dtype=np.int64, count=len(user_ids))
         self.add(keys, amount)
 
     # ---- internals ------------------------------------------------------------------------

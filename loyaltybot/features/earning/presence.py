@@ -58,6 +58,48 @@ class LeftOut:
     logins: tuple[str, ...]
 
 
+@dataclass(frozen=True, slots=True)
+class Interval:
+    """One interval's presence, taken from the tracker: the chatter list (never changed in
+    place: a new list replaces it), who chatted (swapped out), resolved JOINs, and copies
+    of the subscribers. Iterating it gives each present viewer once, never an excluded one."""
+
+    chatters: Mapping[str, tuple[str, str]]
+    active: Mapping[str, _Active]
+    joined: Sequence[tuple[str, str, str]]  # (user id, login, name), without a chatter list
+    excluded: frozenset[str]
+    subscribers: set[str]
+
+    def entries(self) -> Iterator[tuple[str, str, str, int]]:
+        """(user id, login, display name, messages): the list or the JOINs, then chat."""
+        active, excluded = self.active, self.excluded
+        listed: set[str] = set()
+        for uid, (login, name) in self.chatters.items():
+            if uid not in active and login not in excluded:
+                yield uid, login, name, 0
+        for uid, login, name in self.joined:
+            if uid not in active and uid not in listed and login not in excluded:
+                listed.add(uid)
+                yield uid, login, name, 0
+        for uid, seen in active.items():
+            if seen.login not in excluded:
+                yield uid, seen.login, seen.display_name, seen.messages
+
+    def chatted(self) -> list[Presence]:
+        """Only those who chatted (an offline interval records their messages)."""
+        subs = self.subscribers
+        return [
+            Presence(uid, seen.login, seen.display_name, uid in subs, seen.messages)
+            for uid, seen in self.active.items()
+            if seen.login not in self.excluded
+        ]
+
+    def __iter__(self) -> Iterator[Presence]:
+        subs = self.subscribers
+        for uid, login, name, count in self.entries():
+            yield Presence(uid, login, name, uid in subs, count)
+
+
 class PresenceTracker:
     """In-memory presence for every channel; fed by chat, JOIN/PART and Helix."""
 
@@ -180,37 +222,31 @@ class PresenceTracker:
         return [Viewer(uid, login, name) for uid, login, name, _ in self._entries(channel)]
 
     def _entries(self, channel: str) -> Iterator[tuple[str, str, str, int]]:
-        """(user id, login, display name, messages) of everyone present: the chatter list
-        (or, without one, JOINs resolved to ids), then whoever chatted; never excluded."""
+        return self._snapshot(channel).entries()
+
+    def _snapshot(self, channel: str, *, take: bool = False) -> Interval:
         state = self.channel(channel)
-        active, excluded = state.active, state.excluded
-        if state.chatters_fresh or state.chatters:
-            for uid, (login, name) in state.chatters.items():
-                if uid not in active and login not in excluded:
-                    yield uid, login, name, 0
-        else:
-            listed: set[str] = set()
+        joined: list[tuple[str, str, str]] = []
+        if not (state.chatters_fresh or state.chatters):  # without a list: resolved JOINs
             for login in state.joined:
                 joined_id = state.ids.get(login)
-                if joined_id is not None and joined_id not in active and joined_id not in listed:
-                    listed.add(joined_id)
-                    if login not in excluded:
-                        yield joined_id, login, state.names.get(joined_id, login), 0
-        for uid, seen in active.items():
-            if seen.login not in excluded:
-                yield uid, seen.login, seen.display_name, seen.messages
+                if joined_id is not None:
+                    joined.append((joined_id, login, state.names.get(joined_id, login)))
+        active = state.active
+        if take:
+            state.active = {}
+            state.chatters_fresh = False
+        return Interval(state.chatters, active, joined, state.excluded, set(state.subscribers))
+
+    def take(self, channel: str) -> Interval:
+        """Who was present this interval, as a snapshot the tick reads on the database's
+        thread (a million viewers are not turned into rows on the event loop); starts the
+        next interval."""
+        return self._snapshot(channel, take=True)
 
     def take_interval(self, channel: str) -> list[Presence]:
-        """Who was present this interval, with their message counts; starts the next one."""
-        state = self.channel(channel)
-        subs = state.subscribers
-        present = [
-            Presence(uid, login, name, uid in subs, count)
-            for uid, login, name, count in self._entries(channel)
-        ]
-        state.active = {}
-        state.chatters_fresh = False
-        return present
+        """``take``, as rows."""
+        return list(self.take(channel))
 
     def take_left_out(self, channel: str) -> LeftOut:
         """Who could not be tracked since the last call (the tick asks once an interval)."""

@@ -216,12 +216,12 @@ class Earning:
         state.watch_carry += max(0.0, min(interval, now - state.watch_since))
         watch = math.floor(state.watch_carry)
         state.watch_carry -= watch
-        present = self.tracker.take_interval(channel)
+        present = self.tracker.take(channel)  # rows are made on the database's thread
         self._report_left_out(channel)
         state.watch_since = now
         channel_id = self.bank.channel_id(channel)
         if not live:
-            chatted = [p for p in present if p.messages]
+            chatted = present.chatted()
             if chatted:
                 await self.bank.record_activity(channel, chatted, 0)
             log.info("earning_skipped_offline", channel=channel, chatted=len(chatted))
@@ -258,6 +258,7 @@ class Earning:
             seconds=round(written - started, 3),
             helix_seconds=round(fetched - started, 3),
             write_seconds=round(written - writing, 3),
+            collect_seconds=round(state.collect_seconds, 3),  # the whole list, read ahead
         )
 
     async def _collect(self, channel: str, state: _ChannelState) -> None:
