@@ -43,10 +43,13 @@ from loyaltybot.eventsub.webhook import Webhook
 from loyaltybot.eventsub.websocket import EventSubWebSocket
 from loyaltybot.features import Feature
 from loyaltybot.features.bonuses.feature import Bonuses
+from loyaltybot.features.contests.feature import ContestsFeature
 from loyaltybot.features.earning.feature import EarningFeature
 from loyaltybot.features.earning.presence import PresenceTracker
 from loyaltybot.features.earning.service import Earning
+from loyaltybot.features.economy.feature import EconomyFeature
 from loyaltybot.features.eventsub_status.feature import EventSubPage
+from loyaltybot.features.games.feature import GamesFeature
 from loyaltybot.features.giveaways import cli as cli_giveaways
 from loyaltybot.features.giveaways.feature import GiveawaysFeature
 from loyaltybot.features.levels.feature import LevelsFeature
@@ -592,6 +595,8 @@ def _features(
         queues=[shop.queue],
     )
     levels = LevelsFeature(config=config, bank=bank)
+    games = GamesFeature(bank=bank, store=store, clock=clock, outbox=outbox,
+                         settings_for=live_settings.get, config=config)
     return [
         Wallet(
             present=earning.present,
@@ -606,6 +611,11 @@ def _features(
         levels,
         GiveawaysFeature(bank=bank, store=store, clock=clock, outbox=outbox,
                          present=earning.present, config=config, metrics=metrics),
+        ContestsFeature(bank=bank, store=store, clock=clock, outbox=outbox,
+                        settings_for=live_settings.get, config=config, metrics=metrics),
+        games,
+        EconomyFeature(bank=bank, store=store, clock=clock, edges=games.house_edges,
+                       rewards=rewards.rewards.analytics),
         EventSubPage(eventsub_status),
     ]
 

@@ -13,20 +13,22 @@ the config (``1.7`` is exactly 17/10) and a return is ``floor(bet * multiplier)`
 
 from __future__ import annotations
 
-import math
 import re
 import secrets
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from fractions import Fraction
 from typing import Any, Literal
 
+from pydantic import ValidationError
+
+from loyaltybot.config import GAME_NAMES, GameName, GamesConfig, validation_problems
 from loyaltybot.points.amounts import MAX_POINTS, parse_amount
 from loyaltybot.points.errors import LoyaltyError
 
-Game = Literal["gamble", "slots", "duel", "heist"]
-GAMES: tuple[Game, ...] = ("gamble", "slots", "duel", "heist")
+Game = GameName
+GAMES: tuple[Game, ...] = GAME_NAMES
 Side = Literal["challenger", "target"]
 
 
@@ -68,122 +70,101 @@ class NothingToWager(GameRefusal):
         self.balance = balance
 
 
+class CannotAfford(GameRefusal):
+    """A wager (or a duel stake) of more points than the viewer has."""
+
+    def __init__(self, amount: int, balance: int) -> None:
+        super().__init__(f"wager {amount} but has {balance}")
+        self.amount = amount
+        self.balance = balance
+
+
+class OnCooldown(GameRefusal):
+    """The viewer played this game less than ``cooldown_seconds`` ago."""
+
+    def __init__(self, game: str, seconds: float) -> None:
+        super().__init__(f"{game} again in {seconds:.0f} s")
+        self.game = game
+        self.seconds = seconds
+
+
+class NotEligible(GameRefusal):
+    """The broadcaster, the bot and ignored users do not play (nor are challenged)."""
+
+    def __init__(self, login: str) -> None:
+        super().__init__(f"{login} may not play")
+        self.login = login
+
+
+class SelfDuel(GameRefusal):
+    """``!duel`` naming oneself."""
+
+
+class InDuel(GameRefusal):
+    """``login`` (the challenger or the target) has an open duel already: one at a time."""
+
+    def __init__(self, login: str, yourself: bool) -> None:
+        super().__init__(f"{login} is in a duel already")
+        self.login = login
+        self.yourself = yourself
+
+
+class NoDuel(GameRefusal):
+    """``!accept`` or ``!deny`` with no open challenge to answer."""
+
+
+class InHeist(GameRefusal):
+    """The viewer joined the heist being planned already (one entry each)."""
+
+    def __init__(self, bet: int) -> None:
+        super().__init__(f"in the heist already with {bet}")
+        self.bet = bet
+
+
+class HeistCooldown(GameRefusal):
+    """A heist ran less than ``heist_cooldown_seconds`` ago in this channel."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(f"next heist in {seconds:.0f} s")
+        self.seconds = seconds
+
+
+class HeistStarting(GameRefusal):
+    """The heist's joining time is over; it runs in a moment and takes no one else."""
+
+
 # ---- settings ---------------------------------------------------------------------------
 
+GameSettings = GamesConfig
+"""``[channels.<login>.games]``: the config's model is the one schema (SPEC §10.4's
+defaults and valid ranges), so check-config, the dashboard and these rules agree."""
 
-@dataclass(frozen=True)
-class GameSettings:
-    """``[channels.<login>.games]`` with SPEC §10.4's defaults. Build it from a mapping that
-    :func:`validate_game_settings` passed, with :meth:`from_mapping`."""
-
-    enabled: tuple[Game, ...] = ()
-    min_bet: int = 1
-    max_bet: int = 100_000
-    cooldown_seconds: float = 60
-    gamble_win_at: int = 51
-    slots_symbols: tuple[str, ...] = ("Kappa", "PogChamp", "LUL", "HeyGuys", "BibleThump")
-    slots_pair_multiplier: float = 1
-    slots_triple_multiplier: float = 10
-    duel_accept_seconds: float = 60
-    heist_join_seconds: float = 60
-    heist_min_players: int = 2
-    heist_success_percent: int = 50
-    heist_payout_multiplier: float = 1.7
-    heist_cooldown_seconds: float = 300
-
-    @classmethod
-    def from_mapping(cls, values: Mapping[str, Any]) -> GameSettings:
-        """The settings from a validated mapping (lists become tuples).
-
-        Raises:
-            ValueError: the mapping has problems (run :func:`validate_game_settings`
-                first to report them by key).
-        """
-        problems = validate_game_settings(values)
-        if problems:
-            raise ValueError("; ".join(f"{key}: {problem}" for key, problem in problems))
-        converted: dict[str, Any] = {
-            key: tuple(value) if isinstance(value, list | tuple) else value
-            for key, value in values.items()
-        }
-        return cls(**converted)
+SETTING_KEYS = frozenset(GamesConfig.model_fields)
 
 
-SETTING_KEYS = frozenset(f.name for f in fields(GameSettings))
+def settings_from(values: Mapping[str, Any], *, lax: bool = False) -> GameSettings:
+    """The settings from a mapping (a TOML table; ``lax``: a form's strings).
 
-
-def validate_game_settings(values: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """Every problem in a games table, as ``(key, problem)``; empty when valid.
-
-    Keys are relative to the table (``gamble_win_at``, ``slots_symbols[2]``); the config
-    layer prefixes them. Ranges are SPEC §10.4's "Valid ranges"; besides them: bets
-    follow the amount rules and ``max_bet >= min_bet``, ``heist_min_players >= 1``, slots
-    symbols are distinct non-empty words, and unknown keys are reported.
+    Raises:
+        ValueError: the mapping has problems (:func:`validate_game_settings` names them).
     """
-    problems: list[tuple[str, str]] = []
-    for key in values:
-        if key not in SETTING_KEYS:
-            problems.append((key, "unknown key"))
-
-    def whole(key: str, low: int, high: int) -> None:
-        if key in values and not _is_int(values[key], low, high):
-            problems.append((key, f"must be a whole number from {low:,} to {high:,}"))
-
-    def number(key: str, low: float) -> None:
-        if key in values and not _is_number(values[key], low):
-            problems.append((key, f"must be a number >= {low:g}"))
-
-    whole("min_bet", 1, MAX_POINTS)
-    whole("max_bet", 1, MAX_POINTS)
-    if (_is_int(values.get("min_bet", 1), 1, MAX_POINTS)
-            and _is_int(values.get("max_bet", 100_000), 1, MAX_POINTS)
-            and values.get("max_bet", 100_000) < values.get("min_bet", 1)):
-        problems.append(("max_bet", "must be >= min_bet"))
-    whole("gamble_win_at", 1, 100)
-    whole("heist_success_percent", 0, 100)
-    whole("heist_min_players", 1, 1_000_000)
-    for key in ("cooldown_seconds", "heist_cooldown_seconds"):
-        number(key, 0)
-    for key in ("duel_accept_seconds", "heist_join_seconds"):
-        number(key, 1)
-    for key in ("slots_pair_multiplier", "slots_triple_multiplier", "heist_payout_multiplier"):
-        number(key, 0)
-    if "enabled" in values:
-        problems += _check_names("enabled", values["enabled"], 0, len(GAMES), GAMES)
-    if "slots_symbols" in values:
-        problems += _check_names("slots_symbols", values["slots_symbols"], 2, 10, None)
-    return problems
+    try:
+        return GamesConfig.model_validate(dict(values), strict=False if lax else None)
+    except ValidationError as exc:
+        problems = "; ".join(f"{p.key}: {p.message}" for p in validation_problems(exc))
+        raise ValueError(problems) from None
 
 
-def _check_names(key: str, value: Any, low: int, high: int,
-                 allowed: Sequence[str] | None) -> list[tuple[str, str]]:
-    if not isinstance(value, list | tuple):
-        return [(key, "must be a list")]
-    if not low <= len(value) <= high:
-        return [(key, f"must have from {low} to {high} entries")]
-    problems = []
-    seen: set[str] = set()
-    for i, item in enumerate(value):
-        where = f"{key}[{i}]"
-        if not isinstance(item, str) or not item.strip():
-            problems.append((where, "must be a non-empty string"))
-        elif allowed is not None and item not in allowed:
-            problems.append((where, f"must be one of {', '.join(allowed)}"))
-        elif len(item) > 50:
-            problems.append((where, "must be at most 50 characters"))
-        elif item in seen:
-            problems.append((where, "appears twice"))
-        else:
-            seen.add(item)
-    return problems
-
-
-def _is_int(value: Any, low: int, high: int) -> bool:
-    return type(value) is int and low <= value <= high
-
-
-def _is_number(value: Any, low: float) -> bool:
-    return (type(value) in (int, float) and math.isfinite(value) and value >= low)
+def validate_game_settings(values: Mapping[str, Any], *, lax: bool = False
+                           ) -> list[tuple[str, str]]:
+    """Every problem in a games table, as ``(key, problem)``; empty when valid. Keys are
+    relative to the table (``gamble_win_at``, ``slots_symbols[2]``), in check-config's
+    words, because it is the same validation."""
+    try:
+        GamesConfig.model_validate(dict(values), strict=False if lax else None)
+    except ValidationError as exc:
+        return [(p.key, p.message) for p in validation_problems(exc)]
+    return []
 
 
 def exact(multiplier: float | int | Fraction | Decimal) -> Fraction:

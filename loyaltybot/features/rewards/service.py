@@ -683,6 +683,33 @@ def prune(tx: Tx) -> int:
 # ---- the async API for the webhook, the dashboard and chat ----------------------------
 
 
+@dataclass(frozen=True, slots=True)
+class RewardUse:
+    """One reward's redemptions over a period (the economy page's reward analytics)."""
+
+    title: str
+    redemptions: int
+    fulfilled: int
+    canceled: int
+    waiting: int  # queued for a moderator, or a forward still running
+    points: int  # loyalty points kept (costs not refunded)
+    viewers: int  # distinct viewers who redeemed it
+
+
+def reward_uses(conn: sqlite3.Connection, channel_id: int, since_ms: int) -> list[RewardUse]:
+    """Redemptions of configured rewards since ``since_ms``, per reward title."""
+    return [
+        RewardUse(str(title), *(int(v or 0) for v in rest))
+        for title, *rest in conn.execute(
+            "SELECT reward_title, count(*), sum(status = 'fulfilled'), sum(status = 'canceled'),"
+            " sum(status IN ('queued', 'pending')), sum(loyalty_cost), count(DISTINCT user_id)"
+            " FROM redemptions WHERE channel_id = ? AND created_at >= ? AND status <> 'unmatched'"
+            " GROUP BY reward_title",
+            (channel_id, since_ms),
+        )
+    ]
+
+
 class Rewards:
     """Reward configuration per channel, and the operations on redemptions and votes."""
 
@@ -754,6 +781,16 @@ class Rewards:
             ).fetchall()
         )
         return [_record(row) for row in rows]
+
+    async def analytics(self, channel: str, since_ms: int) -> list[RewardUse]:
+        """Each reward's redemptions since ``since_ms`` (the economy page's reward analytics);
+        configured rewards nobody redeemed are listed with zeros."""
+        channel_id = self._bank.channel_id(channel)
+        rows = await self._store.read(lambda c: reward_uses(c, channel_id, since_ms))
+        found = {use.title.casefold(): use for use in rows}
+        for config in self.configured(channel):
+            found.setdefault(config.title.casefold(), RewardUse(config.title, 0, 0, 0, 0, 0, 0))
+        return sorted(found.values(), key=lambda u: (-u.redemptions, u.title.casefold()))
 
     async def redemption(self, channel: str, redemption_id: str) -> RedemptionRecord | None:
         channel_id = self._bank.channel_id(channel)
