@@ -65,6 +65,17 @@ SHOP: list[dict[str, Any]] = [
         "description": "the title Cookie Knight in !points",
     },
 ]
+# Every game on, with short waits so duels and heists resolve within the demo.
+GAMES: dict[str, Any] = {
+    "enabled": ["gamble", "slots", "duel", "heist"],
+    "min_bet": 1,
+    "max_bet": 500,
+    "cooldown_seconds": 15,
+    "duel_accept_seconds": 20,
+    "heist_join_seconds": 15,
+    "heist_min_players": 3,
+    "heist_cooldown_seconds": 30,
+}
 LEVELS: list[dict[str, Any]] = [
     {"name": "Crumb", "watch_hours": 0},
     {"name": "Cookie", "watch_hours": 0.05},  # 3 minutes: levels show within the demo
@@ -124,6 +135,9 @@ def demo_config(
                     "giveaway_ticket_cost": 5,
                     "giveaway_max_tickets": 5,
                     "giveaway_subscriber_luck": 1.5,
+                    "contest_max_bet": 200,
+                    "contest_close_after_seconds": 20,
+                    "games": GAMES,
                 }
             },
         },
@@ -190,8 +204,10 @@ async def _run(
         crowd.redeem_every = REDEEM_EVERY
         crowd.shop_items = tuple(item["name"] for item in SHOP)
         crowd.tickets = True
+        crowd.games = True
         await crowd.start()
     cycle = asyncio.create_task(_giveaway_cycle(sim))
+    contests = asyncio.create_task(_contest_cycle(sim))
     url = bot.web_url
     if not quiet:
         print(_banner(url, config.twitch.eventsub_ws_url), flush=True)
@@ -205,6 +221,7 @@ async def _run(
     finally:
         feed.cancel()
         cycle.cancel()
+        contests.cancel()
         for crowd in world.crowds:
             await crowd.stop()
         stop.set()
@@ -226,12 +243,30 @@ loyaltybot demo: the real daemon, with a simulated Twitch and ~150 simulated vie
   OBS overlay:                                {url}/c/{CHANNEL}/leaderboard?overlay=1
   the shop (viewers type !shop, !buy, !level): {url}/c/{CHANNEL}/shop
   a giveaway every minute (viewers !ticket):  {url}/c/{CHANNEL}/giveaway
+  a contest every minute (viewers !bet):      {url}/c/{CHANNEL}/contest
+  games (!gamble !slots !duel !heist), economy: {url}/dashboard/{CHANNEL}/games  .../economy
   JSON API:                                   {url}/api/v1/channels/{CHANNEL}/leaderboard?limit=5
   health / metrics:                           {url}/healthz   {url}/metrics
   EventSub over WebSocket (no public URL):    {eventsub_ws_url}
   EventSub state on the dashboard:            {url}/dashboard/{CHANNEL}/eventsub
 Below: what the bot says in #{CHANNEL}, and the books every few seconds. Ctrl-C stops.
 {line}"""
+
+
+async def _contest_cycle(sim: Simulator) -> None:
+    """A moderator runs contests over and over: open (bets close by themselves after 20 s),
+    then name a winner 25 s after opening."""
+    questions = (
+        "Will alice beat the boss first try? | Yes | No | She rage quits",
+        "Which map next? | Dust | Mirage | Inferno",
+        "How many deaths this level? | 0-2 | 3-5 | More",
+    )
+    await asyncio.sleep(4)
+    for n in itertools.count():
+        await sim.say(CHANNEL, "alice_mod", f"!contest open {questions[n % len(questions)]}")
+        await asyncio.sleep(25)
+        await sim.say(CHANNEL, "alice_mod", f"!contest winner {secrets.randbelow(3) + 1}")
+        await asyncio.sleep(35)
 
 
 async def _giveaway_cycle(sim: Simulator) -> None:

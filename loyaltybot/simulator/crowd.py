@@ -97,6 +97,7 @@ class Crowd:
         # (none: the chat stays exactly what it was for a seed).
         self.shop_items: tuple[str, ...] = ()
         self.tickets = False  # viewers enter giveaways: !ticket, !join, !giveaway
+        self.games = False  # viewers bet on contests and play: !bet, !gamble, !duel, !heist
         self.users: list[SimUser] = []
         self.mods: set[str] = set()
         self._rng = random.Random(seed)
@@ -198,10 +199,28 @@ class Crowd:
         if self.tickets and roll < 0.44:
             return rng.choice(("!ticket", "!ticket", f"!ticket {rng.randint(1, 6)}",
                                "!ticket max", "!join", "!giveaway"))  # fmt: skip
+        if self.games and roll < 0.52:
+            return self._play(user)
         words = [rng.choice(_WORDS) for _ in range(rng.randint(1, 8))]
         if rng.random() < 0.25:
             words.insert(rng.randrange(len(words) + 1), rng.choice(_EMOTES))
         return " ".join(words)
+
+    def _play(self, user: SimUser) -> str:
+        """A bet on the contest (if one runs), or a game: gamble, slots, a heist, a duel."""
+        rng = self._rng
+        roll = rng.random()
+        if roll < 0.45:
+            return f"!bet {rng.randint(1, 3)} {rng.randint(1, 60)}" if roll > 0.05 else "!contest"
+        if roll < 0.65:
+            return f"!gamble {rng.choice(('10', '25', 'half', '10%', str(rng.randint(1, 40))))}"
+        if roll < 0.8:
+            return f"!slots {rng.randint(1, 30)}"
+        if roll < 0.92:
+            return f"!heist {rng.randint(5, 50)}"
+        if roll < 0.97:
+            return f"!duel @{self._other(user).login} {rng.randint(5, 40)}"
+        return rng.choice(("!accept", "!deny"))
 
     def _spend(self) -> str:
         """!shop, !level, or !buy (now and then an item that does not exist)."""

@@ -27,5 +27,6 @@ def test_demo_shows_a_live_bot_and_balances_growing() -> None:
     assert any("== tick 2:" in line for line in ticks), ticks
     assert ' redeemed "' in out  # a simulated redemption and what became of it
     assert "Giveaway #1 is open:" in out  # a moderator runs giveaways; viewers type !ticket
+    assert "Contest #1 is open:" in out  # and contests; viewers type !bet and play games
     assert "audit: ok" in out
     assert "Traceback" not in out + result.stderr
