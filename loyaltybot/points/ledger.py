@@ -371,7 +371,7 @@ class TickPlan:
     due_at_ms: int
     watch_seconds: int
     rates: EarningRates
-    present: Iterable[Presence]  # read once, on the database's thread
+    present: Iterable[Presence]  # read on the database's thread (again, on a rare path)
     known_logins: Mapping[str, str]
     # The daemon keeps this channel's ranks in memory: say exactly who got what. With
     # ``near_max`` (someone may be clamped at the maximum) the exceptions are looked up.
@@ -472,19 +472,11 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
         AlreadyApplied: this tick (channel, seq) was credited before.
     """
     conn = tx.conn
-    present = plan.present if isinstance(plan.present, Sequence) else list(plan.present)
     try:
         conn.execute(
             "INSERT INTO earning_ticks (channel_id, seq, due_at, credited_at, watch_seconds,"
-            " present, points) VALUES (?, ?, ?, ?, ?, ?, 0)",
-            (
-                plan.channel_id,
-                plan.seq,
-                plan.due_at_ms,
-                tx.now_ms,
-                plan.watch_seconds,
-                len(present),
-            ),
+            " present, points) VALUES (?, ?, ?, ?, ?, 0, 0)",
+            (plan.channel_id, plan.seq, plan.due_at_ms, tx.now_ms, plan.watch_seconds),
         )
     except sqlite3.IntegrityError as exc:
         raise AlreadyApplied(f"earning tick {plan.seq} of channel {plan.channel_id}") from exc
@@ -499,16 +491,21 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
         "bonus": rates.active_bonus,
         "now": tx.now_ms,
     }
+    # One pass over who was present, keeping only what each group needs: a known, quiet
+    # viewer is just a reference to their id (a million of them are 8 MB of list, not a
+    # row object each).
     detailed: list[Presence] = []
-    groups: dict[bool, list[Presence]] = {True: [], False: []}  # known, quiet
+    groups: dict[bool, list[str]] = {True: [], False: []}  # known, quiet: their ids
     fresh: dict[bool, list[Presence]] = {True: [], False: []}  # new, quiet
     known_logins = plan.known_logins
-    for p in present:
+    present = 0
+    for p in plan.present:
+        present += 1
         known = known_logins.get(p.user_id)
         if p.messages:
             detailed.append(p)
         elif known == p.login:
-            groups[p.subscriber].append(p)
+            groups[p.subscriber].append(p.user_id)
         elif known is None and p.user_id.isdigit() and " " not in p.login:
             fresh[p.subscriber].append(p)
         else:  # renamed, or a login we cannot pack
@@ -518,22 +515,20 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
     exact = plan.report and (
         rates.min_watch_seconds > 0 or plan.near_max or _anyone_not_earning(conn, plan.channel_id)
     )
-    for subscriber, members in groups.items():
-        if not members:
+    for subscriber, ids in groups.items():
+        if not ids:
             continue
-        ids = [p.user_id for p in members]
         amount = rates.subscriber_points if subscriber else rates.points
         group = {**params, "amount": amount, "subscriber": int(subscriber)}
         if exact:  # those who get less than ``amount`` take the per-row path, reported
             odd = _not_full(conn, {**group, "ids": _json_ids(ids)})
             if odd:
-                detailed.extend(p for p in members if p.user_id in odd)
-                members = [p for p in members if p.user_id not in odd]
-                ids = [p.user_id for p in members]
+                detailed.extend(p for p in plan.present if p.user_id in odd)
+                ids = [i for i in ids if i not in odd]
         updated = conn.execute(_UPDATE_GROUP, {**group, "ids": _json_ids(ids)}).rowcount
         if updated != len(ids):  # the hint was wrong about some: they have no row yet
             missing = _missing(conn, plan.channel_id, ids)
-            detailed.extend(p for p in members if p.user_id in missing)
+            detailed.extend(p for p in plan.present if p.user_id in missing)
             ids = [i for i in ids if i not in missing]
         if plan.report and amount > 0:
             credited.append((sorted_keys(ids), amount))
@@ -569,14 +564,14 @@ def credit_tick(tx: Tx, plan: TickPlan) -> TickApplied:
 
     points = _settle_earned_total(conn, plan.channel_id)
     conn.execute(
-        "UPDATE earning_ticks SET points = ? WHERE channel_id = ? AND seq = ?",
-        (points, plan.channel_id, plan.seq),
+        "UPDATE earning_ticks SET points = ?, present = ? WHERE channel_id = ? AND seq = ?",
+        (points, present, plan.channel_id, plan.seq),
     )
     new_logins = {p.user_id: p.login for p in detailed}
     for members in fresh.values():
         new_logins.update((p.user_id, p.login) for p in members)
     applied = TickApplied(
-        plan.channel_id, plan.seq, len(present), points, new_logins, credited, balances
+        plan.channel_id, plan.seq, present, points, new_logins, credited, balances
     )
     tx.effects.append(applied)
     return applied
