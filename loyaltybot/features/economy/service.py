@@ -28,6 +28,7 @@ DAY_MS = 86_400_000
 GAME_KINDS = ("contest", "duel", "heist")  # escrow rounds whose stakes are won or lost
 
 _T = EntryType
+_ADJUSTMENTS = (_T.ADD, _T.REMOVE, _T.SET, _T.IMPORT)
 
 
 @dataclass
@@ -40,6 +41,7 @@ class Day:
     given: int = 0  # moved by !give
     spent_shop: int = 0  # shop purchases, net of refunds
     spent_tickets: int = 0  # giveaway tickets, net of refunds
+    adjusted: int = 0  # by moderators and operators: !addpoints, !removepoints, set, import
     won: int = 0  # games won, and the gains of contests, duels and heists that ended
     lost: int = 0
     circulation: int = 0  # every balance together, at the end of the day
@@ -97,6 +99,8 @@ def economy(conn: sqlite3.Connection, channel_id: int, now_ms: int, days: int = 
             continue
         if type_ == _T.BONUS:
             entry.events += credits - debits
+        elif type_ in _ADJUSTMENTS:
+            entry.adjusted += credits - debits
         elif type_ == _T.TRANSFER:
             entry.given += credits
         elif type_ == _T.SHOP_PURCHASE:
