@@ -294,3 +294,37 @@ async def test_a_moderator_draws_only_among_present_viewers(
     )
     assert giveaway == sum(len(re.findall(r"guest\d", t)) for t in skipped)
     assert await audit(bot.config.database.path) == []
+
+
+async def test_a_moderators_bad_input_is_one_clear_line_and_changes_nothing(
+    modded: Simulator, start_bot: StartBot
+) -> None:
+    """No prize, a bad or too large number of winners, an unknown word, an action out of
+    order, a viewer trying a moderator's action: each one line; the giveaway is untouched."""
+    sim = modded
+    bot = await start_bot({"alice": ALICE})
+    await welcome(sim, ["vera"], 100)
+    assert "usage: !giveaway" in await ask(sim, "modmo", "!giveaway open", "modmo")
+    assert "usage: !giveaway" in await ask(sim, "modmo", "!giveaway frobnicate", "modmo")
+    assert "no giveaway is running" in await ask(sim, "modmo", "!giveaway close", "modmo")
+    mark = len(sim.sent)
+    await sim.say("alice", "modmo", "!giveaway open Plushie")
+    await said(sim, mark, "Giveaway #1 is open")
+    await sim.say("alice", "vera", "!ticket 2")
+    await said(sim, mark, "@vera +2")
+    assert "still open: draw or cancel it before opening another" in await ask(
+        sim, "modmo", "!giveaway open Another", "modmo")  # fmt: skip
+    assert "still open: close it first" in await ask(sim, "modmo", "!giveaway draw", "modmo")
+    assert "only moderators" in await ask(sim, "vera", "!giveaway cancel", "vera")
+    mark = len(sim.sent)
+    await sim.say("alice", "modmo", "!giveaway close")
+    await said(sim, mark, "Giveaway #1 is closed")
+    for words, expect in (("draw abc", "is not a valid amount"), ("draw 0", "at least 1"),
+                          ("draw 26", "at most 25 winners"), ("draw -5", "must be positive"),
+                          ("draw 2 present later", "usage: !giveaway"),
+                          ("close", "is closed already")):  # fmt: skip
+        assert expect in await ask(sim, "modmo", f"!giveaway {words}", "modmo"), words
+    status = await ask(sim, "vera", "!giveaway", "vera")
+    assert "Giveaway #1 is closed" in status and "you hold 2 tickets" in status
+    assert await points(bot, "vera") == 80
+    assert await audit(bot.config.database.path) == []
