@@ -50,7 +50,6 @@ from loyaltybot.db import Tx
 from loyaltybot.points import ledger, viewers
 from loyaltybot.points.amounts import check_amount
 from loyaltybot.points.errors import (
-    BalanceTooHigh,
     RoundNotOpen,
     StakeOptionMismatch,
     UnknownRound,
@@ -383,11 +382,16 @@ def settle(
         wanted[user_id] = wanted.get(user_id, 0) + amount
     if not wanted:  # spent (tickets): nobody to pay, no stake to read
         return _close(tx, current, [], RoundState.SETTLED, kind, reason, actor)
-    staked = {s.user_id: s for s in stakes(tx.conn, round_id)}
-    strangers = set(wanted) - set(staked)
+    # who staked, and in what order (only these two columns: a contest has 100,000 stakes)
+    seq_of: dict[str, int] = dict(
+        tx.conn.execute(
+            "SELECT user_id, seq FROM escrow_stakes WHERE round_id = ?", (round_id,)
+        ).fetchall()
+    )
+    strangers = set(wanted) - set(seq_of)
     if strangers:
         raise ValueError(f"payouts to viewers without a stake: {sorted(strangers)[:5]}")
-    order = sorted((uid for uid, amount in wanted.items() if amount), key=lambda u: staked[u].seq)
+    order = sorted((uid for uid, amount in wanted.items() if amount), key=seq_of.__getitem__)
     return _close(tx, current, [(uid, wanted[uid]) for uid in order], RoundState.SETTLED,
                   kind, reason, actor)  # fmt: skip
 
@@ -420,27 +424,11 @@ def _close(
     actor: str | None,
 ) -> Settlement:
     conn = tx.conn
-    identities = _identities(conn, current.channel_id, [uid for uid, _ in credits])
-    applied: list[BalanceChange] = []
-    lost: list[tuple[str, int]] = []
-    for user_id, amount in credits:
-        try:
-            change = ledger.credit(
-                tx,
-                current.channel_id,
-                identities[user_id],
-                amount,
-                kind=kind,
-                reason=reason,
-                actor=actor,
-                round_id=current.id,
-            )
-        except BalanceTooHigh:
-            lost.append((user_id, amount))
-            continue
-        applied.append(change)
-        if change.clamped:
-            lost.append((user_id, change.requested - change.applied))
+    # every staker has a row (they staked): credited together, each with its ledger row
+    applied, lost = ledger.credit_many(
+        tx, current.channel_id, credits, kind=kind, reason=reason, actor=actor,
+        round_id=current.id,
+    )  # fmt: skip
     returned = sum(change.applied for change in applied)
     conn.execute(
         "UPDATE escrow_rounds SET state = ?, held = 0, returned = ?, settled_at = ? WHERE id = ?",
@@ -463,23 +451,6 @@ def _close(
     settlement = Settlement(after, tuple(applied), tuple(lost))
     tx.effects.append(settlement)
     return settlement
-
-
-def _identities(
-    conn: sqlite3.Connection, channel_id: int, user_ids: list[str]
-) -> dict[str, Viewer]:
-    """The stakers' identities as stored (they have rows: they staked)."""
-    found: dict[str, Viewer] = {}
-    for start in range(0, len(user_ids), 500):
-        chunk = user_ids[start : start + 500]
-        marks = ",".join("?" * len(chunk))
-        for user_id, login, name in conn.execute(
-            f"SELECT user_id, login, display_name FROM viewers WHERE channel_id = ?"
-            f" AND user_id IN ({marks})",
-            (channel_id, *chunk),
-        ):
-            found[user_id] = Viewer(user_id, login, name)
-    return found
 
 
 # ---- audit ------------------------------------------------------------------------------

@@ -187,6 +187,84 @@ def set_balance(
     viewer: Viewer,
     value: int,
     *,
+def credit_many(
+    tx: Tx,
+    channel_id: int,
+    credits: Sequence[tuple[str, int]],
+    *,
+    kind: EntryType,
+    reason: str | None = None,
+    actor: str | None = None,
+    round_id: int | None = None,
+) -> tuple[list[BalanceChange], list[tuple[str, int]]]:
+    """Credit many viewers who already have rows (an escrow round's stakers), each with its
+    own ledger row, as ``credit`` would one by one: clamped at MAX_POINTS, a balance at the
+    maximum gets nothing. In three statements' worth of work instead of five per viewer
+    (one read of the balances, one batch of updates, one of rows): a contest of 100,000
+    bets settles in a fraction of a second.
+
+    Returns the changes applied, in the order given, and ``(user id, points)`` not credited
+    (the part a clamp cut, or all of it at the maximum).
+
+    Raises:
+        InvalidAmount: an amount not in [1, MAX_POINTS] (nothing is written).
+        UnknownViewer: a user id without a row in the channel (nothing is written).
+    """
+    for _, amount in credits:
+        check_amount(amount)
+    conn = tx.conn
+    held: dict[str, tuple[str, int]] = {}
+    ids = list(dict.fromkeys(user_id for user_id, _ in credits))
+    for start in range(0, len(ids), 50_000):
+        for user_id, login, points in conn.execute(
+            "SELECT user_id, login, points FROM viewers WHERE channel_id = ?"
+            " AND user_id IN (SELECT value FROM json_each(?))",
+            (channel_id, json.dumps(ids[start : start + 50_000])),
+        ):
+            held[user_id] = (login, int(points))
+    missing = [user_id for user_id in ids if user_id not in held]
+    if missing:
+        raise UnknownViewer(missing[0])
+    updates: list[tuple[int, int, str]] = []
+    rows: list[tuple[object, ...]] = []
+    planned: list[tuple[str, str, int, int, int]] = []  # user, login, requested, applied, after
+    lost: list[tuple[str, int]] = []
+    for user_id, amount in credits:
+        login, balance = held[user_id]
+        applied = clamp_credit(balance, amount)
+        if applied < amount:
+            lost.append((user_id, amount - applied))
+        if applied == 0:
+            continue
+        after = balance + applied
+        held[user_id] = (login, after)
+        updates.append((after, channel_id, user_id))
+        rows.append((channel_id, user_id, applied, amount if amount != applied else None, after,
+                     str(kind), reason, None, actor, None, round_id, tx.now_ms))  # fmt: skip
+        planned.append((user_id, login, amount, applied, after))
+    if not rows:
+        return [], lost
+    conn.executemany(
+        "UPDATE viewers SET points = ? WHERE channel_id = ? AND user_id = ?", updates
+    )
+    conn.executemany(
+        "INSERT INTO ledger (channel_id, user_id, amount, requested, balance_after, type,"
+        " reason, related_user_id, actor, ref, round_id, created_at)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        rows,
+    )
+    # Rows are numbered one after another (INTEGER PRIMARY KEY: the largest + 1, and the
+    # writer holds the lock), so the last id tells every id.
+    (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
+    first = int(last) - len(rows) + 1
+    changes = [
+        BalanceChange(channel_id, user_id, login, requested, applied, after, first + i)
+        for i, (user_id, login, requested, applied, after) in enumerate(planned)
+    ]
+    tx.effects.extend(changes)
+    return changes, lost
+
+
     reason: str | None = None,
     actor: str | None = None,
     ref: str | None = None,

@@ -83,6 +83,19 @@ CREATE TABLE game_rolls (
     PRIMARY KEY (game_round_id, seq)
 ) WITHOUT ROWID;
 
+-- Per channel, UTC day and game: rounds played out (a duel accepted, a heist that ran),
+-- points bet and paid back; kept by the transaction that settles each round, so the house
+-- edge realised is read from a few rows, not from every round.
+CREATE TABLE game_daily (
+    channel_id  INTEGER NOT NULL,
+    day         INTEGER NOT NULL,
+    game        TEXT NOT NULL,
+    rounds      INTEGER NOT NULL DEFAULT 0,
+    bet         INTEGER NOT NULL DEFAULT 0,
+    returned    INTEGER NOT NULL DEFAULT 0,
+    PRIMARY KEY (channel_id, day, game)
+) WITHOUT ROWID;
+
 -- Games settings the dashboard owns: the keys [channels.C.games] in config.toml does not
 -- write (those are the file's, applied on every start and reload). Values are JSON.
 CREATE TABLE game_settings (

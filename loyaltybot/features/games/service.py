@@ -56,6 +56,7 @@ from loyaltybot.points.viewers import Viewer
 
 log = structlog.get_logger(__name__)
 
+DAY_MS = 86_400_000
 DUEL = "duel"  # escrow rounds' kinds
 HEIST = "heist"
 RECENT = 50
@@ -291,11 +292,20 @@ def _finish_round(
     tx: Tx, game_round_id: int, *, state: str, bet: int, returned: int, won: int, lost: int,
     outcome: str, players: int | None = None,
 ) -> None:  # fmt: skip
-    tx.conn.execute(
+    conn = tx.conn
+    conn.execute(
         "UPDATE game_rounds SET state = ?, bet = ?, returned = ?, won = ?, lost = ?,"
         " outcome = ?, players = coalesce(?, players), settled_at = ? WHERE id = ?",
         (state, bet, returned, won, lost, outcome, players, tx.now_ms, game_round_id),
     )
+    if state == "settled":  # played out: it counts toward the house edge realised
+        conn.execute(
+            "INSERT INTO game_daily (channel_id, day, game, rounds, bet, returned)"
+            " SELECT channel_id, ? / ?, game, 1, ?, ? FROM game_rounds WHERE id = ?"
+            " ON CONFLICT (channel_id, day, game) DO UPDATE SET rounds = rounds + 1,"
+            " bet = bet + excluded.bet, returned = returned + excluded.returned",
+            (tx.now_ms, DAY_MS, bet, returned, game_round_id),
+        )
 
 
 def play(tx: Tx, channel_id: int, viewer: Viewer, game: Literal["gamble", "slots"],
@@ -657,15 +667,14 @@ def rolls_of(conn: sqlite3.Connection, game_round_id: int, limit: int
 
 def totals(conn: sqlite3.Connection, channel_id: int, since_ms: int
            ) -> dict[str, tuple[int, int, int]]:  # fmt: skip
-    """game -> (rounds, points bet, points returned) of rounds that were played out since
-    ``since_ms`` (a heist short of players, a duel never accepted: not played)."""
+    """game -> (rounds, points bet, points returned) of rounds played out from the UTC day
+    of ``since_ms`` on (a heist short of players, a duel never accepted: not played)."""
     return {
         game: (int(rounds), int(bet), int(returned))
         for game, rounds, bet, returned in conn.execute(
-            "SELECT game, count(*), coalesce(sum(bet), 0), coalesce(sum(returned), 0)"
-            " FROM game_rounds WHERE channel_id = ? AND state = 'settled'"
-            " AND created_at >= ? GROUP BY game",
-            (channel_id, since_ms),
+            "SELECT game, sum(rounds), sum(bet), sum(returned) FROM game_daily"
+            " WHERE channel_id = ? AND day >= ? GROUP BY game",
+            (channel_id, since_ms // DAY_MS),
         )
     }
 
