@@ -148,6 +148,10 @@ CREATE TABLE escrow_daily (
     PRIMARY KEY (channel_id, day, kind)
 ) WITHOUT ROWID;
 
+-- What each viewer got back from a round, read from the index alone when the round ends
+-- (a contest of 100,000 bets: its 133,000 rows without a table lookup each).
+CREATE INDEX ledger_round_amount ON ledger (round_id, user_id, amount) WHERE round_id IS NOT NULL;
+
 CREATE TRIGGER escrow_daily_ended AFTER UPDATE OF state ON escrow_rounds
 WHEN OLD.state = 'open' AND NEW.state <> 'open'
 BEGIN
