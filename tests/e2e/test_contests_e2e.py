@@ -8,6 +8,7 @@ import asyncio
 import re
 import time
 
+import aiohttp
 import pytest
 
 from loyaltybot.simulator import Simulator
@@ -210,4 +211,46 @@ async def test_200_viewers_bet_within_one_second_within_the_send_limits(
     total = sum([await points(bot, login) for login in viewers])
     assert total == 1000 * len(viewers)  # the pool went back whole: nothing created or lost
     assert sim.rate_report() == []
+    assert await audit(bot.config.database.path) == []
+
+
+async def test_the_public_json_and_pages_refuse_bad_requests_cleanly(
+    modded: Simulator, start_bot: StartBot
+) -> None:
+    """The JSON follows the contest; an unknown channel or id is a 404 with one clear
+    message (JSON for the API, a page for the overlay); a form posted without a session
+    is refused and changes nothing; the games and economy pages ask for a login."""
+    sim = modded
+    bot = await start_bot({"alice": ALICE})
+    base = bot.daemon.web_url
+    async with aiohttp.ClientSession() as http:
+        async with http.get(f"{base}/api/v1/channels/alice/contest") as response:
+            assert (response.status, await response.json()) == (
+                200, {"id": None, "state": "none", "channel": "alice"})
+        mark = len(sim.sent)
+        await sim.say("alice", "modmo", "!contest open Q? | Yes | No")
+        await said(sim, mark, "Contest #1 is open")
+        async with http.get(f"{base}/api/v1/channels/alice/contest") as response:
+            body = await response.json()
+            assert (body["id"], body["state"], body["pool"]) == (1, "open", 0)
+        for path, status in (("/api/v1/channels/nobody/contest", 404),
+                             ("/api/v1/channels/alice/contest?id=abc", 404),
+                             ("/api/v1/channels/alice/contest?id=99", 404)):  # fmt: skip
+            async with http.get(base + path) as response:
+                assert response.status == status, path
+                assert set(await response.json()) == {"error"}, path
+        for path in ("/c/nobody/contest", "/c/alice/contest?id=7"):
+            async with http.get(base + path) as response:
+                assert response.status == 404, path
+                assert "Traceback" not in await response.text()
+        async with http.post(f"{base}/dashboard/alice/contest/1/cancel",
+                             data={"winner": "1"}) as response:  # fmt: skip
+            assert response.status == 403
+        for path in ("/dashboard/alice/games", "/dashboard/alice/economy",
+                     "/dashboard/alice/contest"):  # fmt: skip
+            async with http.get(base + path, allow_redirects=False) as response:
+                assert response.status == 302 and "/login" in response.headers["Location"]
+    running = await bot.daemon.bank.store.read(
+        lambda c: c.execute("SELECT state FROM contests").fetchall())
+    assert running == [("open",)]
     assert await audit(bot.config.database.path) == []
