@@ -11,14 +11,15 @@ import asyncio
 import sqlite3
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from sys import intern
 
 from loyaltybot.db import Store, Tx
 from loyaltybot.points import escrow, exchange, history, ledger, viewers
 from loyaltybot.points.amounts import MAX_POINTS
 from loyaltybot.points.errors import BalanceTooHigh, UnknownChannel, UnknownViewer
 from loyaltybot.points.first_sight import FirstSight, ViewersSeen
+from loyaltybot.points.known import KnownLogins, LoginBatch
 from loyaltybot.points.ledger import (
+    NO_IDS,
     BalanceChange,
     Discrepancy,
     EntryType,
@@ -27,7 +28,7 @@ from loyaltybot.points.ledger import (
     TickPlan,
     Transfer,
 )
-from loyaltybot.points.standings import Standing, Standings
+from loyaltybot.points.standings import Ids, Standing, Standings
 from loyaltybot.points.viewers import Viewer, ViewerRecord
 
 
@@ -47,7 +48,7 @@ class Bank:
         self._stale: set[int] = set()
         self._building: dict[int, asyncio.Future[Standings]] = {}
         self._excluded: dict[int, frozenset[str]] = {}
-        self._known: dict[int, dict[str, str]] = {}
+        self._known: dict[int, KnownLogins] = {}
         self.first_sight = FirstSight(store, self.channel_id, self._known.get, self.excluded)
         store.on_commit(self._on_commit)
 
@@ -361,21 +362,22 @@ class Bank:
 
     # ---- earning --------------------------------------------------------------------
 
-    async def load_known_logins(self, channel: str) -> Mapping[str, str]:
-        """user id -> stored login of every viewer: the earning tick's fast-path hint."""
+    async def load_known_logins(self, channel: str) -> KnownLogins:
+        """user id -> stored login of every viewer: the earning tick's fast-path hint, in
+        columns (33 bytes a viewer, read and sorted on the database's thread)."""
         channel_id = self.channel_id(channel)
-        rows = await self.store.read(
-            lambda c: c.execute(
-                "SELECT user_id, login FROM viewers WHERE channel_id = ?", (channel_id,)
-            ).fetchall()
-        )
-        # interned: the presence tracker and the standings hold the same 100,000 ids and
-        # logins, one copy between them
-        self._known[channel_id] = {intern(uid): intern(login) for uid, login in rows}
+
+        def read(conn: sqlite3.Connection) -> LoginBatch:
+            return LoginBatch(
+                conn.execute("SELECT user_id, login FROM viewers WHERE channel_id = ?",
+                             (channel_id,))
+            )
+
+        self._known[channel_id] = KnownLogins(await self.store.read(read))
         return self._known[channel_id]
 
-    def known_logins(self, channel: str) -> Mapping[str, str]:
-        return self._known.setdefault(self.channel_id(channel), {})
+    def known_logins(self, channel: str) -> KnownLogins:
+        return self._known.setdefault(self.channel_id(channel), KnownLogins())
 
     async def credit_tick(self, plan: TickPlan) -> TickApplied:
         """Credit one earning interval. When the daemon keeps the channel's ranks, the
@@ -405,12 +407,14 @@ class Bank:
         return await self.store.read(lambda c: viewers.subscriber_ids(c, channel_id))
 
     async def record_activity(
-        self, channel: str, present: Sequence[Presence], watch_seconds: int
+        self, channel: str, present: Sequence[Presence], watch_seconds: int,
+        *, listed: Ids = NO_IDS,
     ) -> None:
-        """Watch time and message counts without points (offline, or at stop)."""
+        """Watch time and message counts without points (offline, or at stop); ``listed``:
+        known viewers by id (``TickPlan.listed``)."""
         channel_id = self.channel_id(channel)
         await self.store.write(
-            lambda tx: ledger.record_activity(tx, channel_id, present, watch_seconds)
+            lambda tx: ledger.record_activity(tx, channel_id, present, watch_seconds, listed)
         )
 
     # ---- standings ------------------------------------------------------------------
@@ -430,8 +434,10 @@ class Bank:
 
     async def _logins(self, channel_id: int, user_ids: Sequence[str]) -> dict[str, str]:
         """Logins of a leaderboard page: from memory when the bank knows them, else read."""
-        known = self._known.get(channel_id, {})
-        found = {u: known[u] for u in user_ids if u in known}
+        known = self._known.get(channel_id)
+        found = {} if known is None else {
+            u: lg for u in user_ids if (lg := known.get(u)) is not None
+        }
         missing = [u for u in user_ids if u not in found]
         if missing:
             found.update(await self.store.read(lambda c: viewers.logins_of(c, channel_id, missing)))
@@ -481,7 +487,7 @@ class Bank:
             elif isinstance(effect, TickApplied):
                 known = self._known.get(effect.channel_id)
                 if known is not None:
-                    known.update(effect.new_logins)
+                    known.add_batch(effect.new_logins)
                 self._follow_tick(effect)
             elif isinstance(effect, ViewersSeen):
                 known = self._known.get(effect.channel_id)
@@ -505,7 +511,7 @@ class Bank:
             standings.add_all(user_ids, amount)
         logins = tick.new_logins
         for user_id, balance in tick.balances.items():
-            standings.update(user_id, logins.get(user_id, ""), balance)
+            standings.update(user_id, logins.get(user_id) or "", balance)
 
     # ---- import and export ------------------------------------------------------------
 

@@ -92,14 +92,17 @@ def by_user_id(conn: sqlite3.Connection, channel_id: int, user_id: str) -> Viewe
 
 
 def upsert(conn: sqlite3.Connection, channel_id: int, viewer: Viewer, now_ms: int) -> None:
-    """Create the viewer's row, or follow a rename (the trigger keeps the old login)."""
+    """Create the viewer's row, or follow a rename (the trigger keeps the old login). An
+    empty display name (a viewer known only by id and login) keeps the stored one."""
     conn.execute(
         "INSERT INTO viewers (channel_id, user_id, login, display_name, first_seen, last_seen)"
         " VALUES (?, ?, ?, ?, ?, ?)"
         " ON CONFLICT (channel_id, user_id) DO UPDATE SET"
-        "  login = excluded.login, display_name = excluded.display_name,"
+        "  login = excluded.login,"
+        "  display_name = coalesce(nullif(excluded.display_name, ''), display_name),"
         "  last_seen = max(last_seen, excluded.last_seen)"
-        " WHERE login <> excluded.login OR display_name <> excluded.display_name",
+        " WHERE login <> excluded.login"
+        "  OR (excluded.display_name <> '' AND display_name <> excluded.display_name)",
         (channel_id, viewer.user_id, viewer.login, viewer.display_name, now_ms, now_ms),
     )
 

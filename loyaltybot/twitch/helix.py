@@ -11,12 +11,13 @@ import asyncio
 import contextlib
 import json as json_mod
 import re
-from collections.abc import AsyncGenerator, Mapping, Sequence
+from collections.abc import AsyncGenerator, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from sys import intern
 from typing import Any
 
 import aiohttp
+import numpy as np
+import numpy.typing as npt
 import structlog
 
 from loyaltybot.clock import Clock, SystemClock
@@ -237,41 +238,60 @@ async def pages(
         await _discard(current)
 
 
-class Chatters(dict[str, tuple[str, str]]):
-    """user id -> (login, display name) of a chatter list; ``listed``: how many Twitch
-    listed (more than were kept when the list went past ``limit``), and ``beyond``: the
-    first few logins past it."""
+Listed = Callable[[list[str], list[str]], "npt.NDArray[np.bool_]"]
 
+
+class Chatters(dict[str, tuple[str, str]]):
+    """user id -> (login, display name) of a chatter list; ``known``: the numeric ids of
+    those the caller's ``listed`` recognised (sorted; no strings kept for them);
+    ``listed``: how many Twitch listed (more than were kept when the list went past
+    ``limit``), and ``beyond``: the first few logins past it."""
+
+    known: npt.NDArray[np.int64] = np.empty(0, dtype=np.int64)
     listed: int = 0
     beyond: tuple[str, ...] = ()
+
+    def kept(self) -> int:
+        """Viewers kept: the entries and the known ones."""
+        return len(self) + int(self.known.size)
 
 
 async def get_chatters(
     helix: Helix, broadcaster_id: str, moderator_id: str, *, page_size: int = 1000,
-    limit: int = 5_000_000,
+    limit: int = 5_000_000, listed: Listed | None = None,
 ) -> Chatters:
     """Every chatter of a channel, all pages, as user id -> (login, display name) (needs
     moderator:read:chatters and the bot to be a moderator; Twitch answers 401/403
-    otherwise). Plain tuples: a 100,000-viewer channel is 100 pages every tick. Past
-    ``limit`` the pages are still read, and only counted, so the caller can say how many
-    it left out."""
+    otherwise). ``listed(ids, logins)`` picks, a page at a time, the viewers the caller
+    knows already: those are kept as one number each, in ``known`` (a million-viewer list
+    of known viewers is 8 MB, not a tuple and three strings each). Past ``limit`` the pages
+    are still read, and only counted, so the caller can say how many it left out."""
     chatters = Chatters()
-    listed = 0
+    known: list[npt.NDArray[np.int64]] = []
+    kept = listed_count = 0
     beyond: list[str] = []
     params = [("broadcaster_id", broadcaster_id), ("moderator_id", moderator_id),
               ("first", str(page_size))]
     async with contextlib.aclosing(pages(helix, "/chat/chatters", params)) as all_pages:
         async for data in all_pages:
-            listed += len(data)
-            room = limit - len(chatters)
-            for item in data[:room] if room > 0 else ():
-                login = intern(str(item["user_login"]))  # interned: the same ones every tick
-                chatters[intern(str(item["user_id"]))] = (
-                    login, str(item.get("user_name") or login)
-                )
+            listed_count += len(data)
+            room = limit - kept
+            page = data[:room] if room > 0 else []
+            kept += len(page)
+            ids = [str(item["user_id"]) for item in page]
+            logins = [str(item["user_login"]) for item in page]
+            found = listed(ids, logins) if listed is not None and page else None
+            if found is not None and found.any():
+                known.append(np.array([ids[i] for i in np.flatnonzero(found)], dtype=np.int64))
+            for i, item in enumerate(page):
+                if found is None or not found[i]:
+                    login = logins[i]
+                    chatters[ids[i]] = (login, str(item.get("user_name") or login))
             if room < len(data) and len(beyond) < 10:
                 beyond += [str(i["user_login"]) for i in data[max(room, 0):][: 10 - len(beyond)]]
-    chatters.listed, chatters.beyond = listed, tuple(beyond)
+    if known:
+        chatters.known = np.unique(np.concatenate(known))
+    chatters.listed, chatters.beyond = listed_count, tuple(beyond)
     return chatters
 
 

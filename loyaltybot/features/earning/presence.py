@@ -10,11 +10,18 @@ named, and the tick logs it, /metrics and the channel's overview show it.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 
-from loyaltybot.points.ledger import Presence
+import numpy as np
+import numpy.typing as npt
+
+from loyaltybot.points.known import KnownLogins
+from loyaltybot.points.ledger import NO_IDS, Presence
+from loyaltybot.points.standings import Ids
 from loyaltybot.points.viewers import Viewer
+
+Mask = npt.NDArray[np.bool_]
 
 MAX_PRESENT = 5_000_000  # viewers remembered per channel (config: earning.max_present)
 SAMPLE = 10  # logins named when viewers are left out
@@ -32,6 +39,8 @@ class ChannelPresence:
     """Who is in one channel now and who chatted during the current interval."""
 
     chatters: dict[str, tuple[str, str]] = field(default_factory=dict)  # id -> (login, name)
+    known: Ids = field(default_factory=lambda: NO_IDS)  # listed, known under that login
+    logins: KnownLogins = field(default_factory=KnownLogins)  # the database's, for ``known``
     active: dict[str, _Active] = field(default_factory=dict)  # chatted this interval
     joined: set[str] = field(default_factory=set)  # logins seen by IRC JOIN, not PARTed
     ids: dict[str, str] = field(default_factory=dict)  # login -> user id, learned
@@ -62,16 +71,32 @@ class LeftOut:
 class Interval:
     """One interval's presence, taken from the tracker: the chatter list (never changed in
     place: a new list replaces it), who chatted (swapped out), resolved JOINs, and copies
-    of the subscribers. Iterating it gives each present viewer once, never an excluded one."""
+    of the subscribers. ``known`` are the listed viewers the database knew under the same
+    login, as numbers (``logins`` names them when asked).
+
+    Iterating it gives each present viewer once, never an excluded one, except ``known``:
+    the tick credits those by id (whoever the iteration names is not among them)."""
 
     chatters: Mapping[str, tuple[str, str]]
     active: Mapping[str, _Active]
     joined: Sequence[tuple[str, str, str]]  # (user id, login, name), without a chatter list
     excluded: frozenset[str]
     subscribers: set[str]
+    known: Ids = field(default_factory=lambda: NO_IDS)
+    logins: Mapping[str, str] = field(default_factory=dict)
 
     def entries(self) -> Iterator[tuple[str, str, str, int]]:
-        """(user id, login, display name, messages): the list or the JOINs, then chat."""
+        """(user id, login, display name, messages) of everyone: the known ones too (with
+        no display name: the stored one stays), the rest of the list or the JOINs, chat."""
+        active, excluded, logins = self.active, self.excluded, self.logins
+        for key in self.known.tolist():
+            uid = str(key)
+            login = logins.get(uid)
+            if uid not in active and login is not None and login not in excluded:
+                yield uid, login, "", 0
+        yield from self._others()
+
+    def _others(self) -> Iterator[tuple[str, str, str, int]]:
         active, excluded = self.active, self.excluded
         listed: set[str] = set()
         for uid, (login, name) in self.chatters.items():
@@ -95,8 +120,9 @@ class Interval:
         ]
 
     def __iter__(self) -> Iterator[Presence]:
+        """Everyone but ``known`` (see the class)."""
         subs = self.subscribers
-        for uid, login, name, count in self.entries():
+        for uid, login, name, count in self._others():
             yield Presence(uid, login, name, uid in subs, count)
 
 
@@ -114,7 +140,31 @@ class PresenceTracker:
         self._channels.pop(channel, None)
 
     def set_excluded(self, channel: str, logins: Iterable[str]) -> None:
-        self.channel(channel).excluded = frozenset(logins)
+        state = self.channel(channel)
+        state.excluded = frozenset(logins)
+        if state.known.size and state.excluded:  # a reload excluded someone listed
+            gone = state.logins.ids_of(state.excluded)
+            state.known = state.known[~np.isin(state.known, gone)]
+
+    def set_known(self, channel: str, logins: KnownLogins) -> None:
+        """The database's user id -> login (the bank keeps it): a chatter list's known
+        viewers are then kept as numbers."""
+        self.channel(channel).logins = logins
+
+    def listed_filter(self, channel: str) -> Callable[[list[str], list[str]], Mask]:
+        """For ``get_chatters``: which viewers of a page to keep as numbers only (known
+        under the same login, and not excluded)."""
+        state = self.channel(channel)
+
+        def listed(user_ids: list[str], logins: list[str]) -> Mask:
+            found = state.logins.listed(user_ids, logins)
+            if state.excluded:
+                for i, login in enumerate(logins):
+                    if login in state.excluded:
+                        found[i] = False
+            return found
+
+        return listed
 
     def message(self, channel: str, viewer: Viewer, *, subscriber: bool) -> None:
         """A chat message: present, active this interval, subscriber status from badges."""
@@ -130,7 +180,8 @@ class PresenceTracker:
         else:
             entry.login, entry.display_name = viewer.login, viewer.display_name
             entry.messages += 1
-        self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
+        if viewer.login in state.joined:  # a JOIN-only login no more
+            self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
         if subscriber:
             state.subscribers.add(viewer.user_id)
         else:
@@ -153,24 +204,32 @@ class PresenceTracker:
         channel: str,
         chatters: Mapping[str, tuple[str, str]],
         *,
+        known: Ids = NO_IDS,
         listed: int = 0,
         beyond: Sequence[str] = (),
     ) -> None:
-        """The chatter list (user id -> (login, display name)) for this interval; ``listed``
-        says how many Twitch listed when that is more than were read (the bound), and
-        ``beyond`` names the first few of those not read.
+        """The chatter list for this interval: user id -> (login, display name), and the
+        ``known`` ones as numbers (see ``listed_filter``); ``listed`` says how many Twitch
+        listed when that is more than were read (the bound), and ``beyond`` names the
+        first few of those not read.
 
         A viewer listed again with the same login and name keeps the tuple held from
-        before: its display name is the one the learned-names map holds, so the name just
-        decoded is freed instead of kept twice (ids and logins arrive interned)."""
+        before, so the one just decoded is freed instead of kept twice."""
         state = self.channel(channel)
-        old, excluded, ids = state.chatters, state.excluded, state.ids
-        kept: dict[str, tuple[str, str]] = {}
+        old, excluded = state.chatters, state.excluded
         bound = self.max_present
-        left, named = 0, list[str]()
+        read = len(chatters) + known.size
+        left = max(0, known.size - bound)
+        named: list[str] = []
+        if left:
+            for key in known[bound:bound + SAMPLE].tolist():
+                named.append(state.logins.get(str(key)) or str(key))
+            known = known[:bound]
+        kept: dict[str, tuple[str, str]] = {}
+        room = bound - known.size
         for uid, pair in chatters.items():
             login = pair[0]
-            if len(kept) >= bound:
+            if len(kept) >= room:
                 left += 1
                 if len(named) < SAMPLE:
                     named.append(login)
@@ -179,17 +238,16 @@ class PresenceTracker:
                 continue
             previous = old.get(uid)
             kept[uid] = previous if previous == pair else pair
-            if ids.get(login) != uid:
-                self._learn(state, uid, login, pair[1])
         state.chatters = kept
+        state.known = known
         state.chatters_fresh = True
-        state.list_left_out = left + max(0, listed - len(chatters))  # unread ones: counted
+        state.list_left_out = left + max(0, listed - read)  # unread ones: counted
         state.list_left_logins = (named + list(beyond))[:SAMPLE]
 
     def drop_chatters(self, channel: str) -> None:
         """The chatter list cannot be read any more: count chat and JOIN, not the last list."""
         state = self.channel(channel)
-        state.chatters = {}
+        state.chatters, state.known = {}, NO_IDS
         state.chatters_fresh = False
 
     def set_subscribers(self, channel: str, user_ids: Iterable[str]) -> None:
@@ -202,16 +260,22 @@ class PresenceTracker:
             state.ids.setdefault(login, user_id)
 
     def learn_viewers(self, channel: str, seen: Sequence[Viewer]) -> None:
-        """Viewers first sight just wrote: JOIN-only logins now have their ids."""
+        """Viewers first sight just wrote: JOIN-only logins now have their ids (only
+        those: first sight also writes a whole chatter list, which needs no resolving)."""
         state = self.channel(channel)
         for viewer in seen:
-            self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
+            if viewer.login in state.joined:
+                self._learn(state, viewer.user_id, viewer.login, viewer.display_name)
 
     def _learn(self, state: ChannelPresence, user_id: str, login: str, name: str) -> None:
         if len(state.ids) < self.max_present or login in state.ids:
             state.ids[login] = user_id
             if name != login:
                 state.names[user_id] = name
+
+    def listing(self, channel: str) -> bool:
+        """Has this interval a chatter list (then JOINs are not counted)?"""
+        return self.channel(channel).chatters_fresh
 
     def unresolved_joins(self, channel: str) -> list[str]:
         state = self.channel(channel)
@@ -227,7 +291,7 @@ class PresenceTracker:
     def _snapshot(self, channel: str, *, take: bool = False) -> Interval:
         state = self.channel(channel)
         joined: list[tuple[str, str, str]] = []
-        if not (state.chatters_fresh or state.chatters):  # without a list: resolved JOINs
+        if not (state.chatters_fresh or state.chatters or state.known.size):  # JOINs, then
             for login in state.joined:
                 joined_id = state.ids.get(login)
                 if joined_id is not None:
@@ -236,7 +300,8 @@ class PresenceTracker:
         if take:
             state.active = {}
             state.chatters_fresh = False
-        return Interval(state.chatters, active, joined, state.excluded, set(state.subscribers))
+        return Interval(state.chatters, active, joined, state.excluded, set(state.subscribers),
+                        state.known, state.logins)
 
     def take(self, channel: str) -> Interval:
         """Who was present this interval, as a snapshot the tick reads on the database's
@@ -244,9 +309,6 @@ class PresenceTracker:
         next interval."""
         return self._snapshot(channel, take=True)
 
-    def take_interval(self, channel: str) -> list[Presence]:
-        """``take``, as rows."""
-        return list(self.take(channel))
 
     def take_left_out(self, channel: str) -> LeftOut:
         """Who could not be tracked since the last call (the tick asks once an interval)."""

@@ -18,13 +18,13 @@ from dataclasses import dataclass, field
 import structlog
 
 from loyaltybot.clock import Clock, to_ms
-from loyaltybot.db import Store
+from loyaltybot.db import Store, memory
 from loyaltybot.features.earning.presence import PresenceTracker
 from loyaltybot.features.earning.rules import collect_lead, first_due, next_due, rates_of
 from loyaltybot.points import ledger
 from loyaltybot.points.bank import Bank
 from loyaltybot.points.errors import AlreadyApplied
-from loyaltybot.points.ledger import TickPlan
+from loyaltybot.points.ledger import NO_IDS, TickPlan
 from loyaltybot.points.viewers import Viewer
 from loyaltybot.settings import ChannelSettings
 from loyaltybot.twitch import helix as helix_api
@@ -35,6 +35,7 @@ log = structlog.get_logger(__name__)
 MAX_LOOKUPS_PER_TICK = 1_000  # JOIN-only logins resolved through Helix per tick
 SUBSCRIBERS_REFRESH_SECONDS = 1800.0
 CHATTERS_RETRY_SECONDS = 600.0  # a refused chatter list is asked again: the bot may be modded
+GIVE_BACK_AFTER = 100_000  # viewers in a tick: then its freed memory goes back to the system
 SettingsFor = Callable[[str], Awaitable[ChannelSettings]]
 Sleep = Callable[[float], Awaitable[None]]
 
@@ -128,7 +129,7 @@ class Earning:
 
     async def _add(self, channel: str) -> None:
         last = await self.bank.last_tick(channel)
-        await self.bank.load_known_logins(channel)
+        self.tracker.set_known(channel, await self.bank.load_known_logins(channel))
         self.tracker.set_subscribers(channel, await self.bank.subscriber_ids(channel))
         self.tracker.set_excluded(channel, self.bank.excluded(channel))
         state = _ChannelState(seq=last[0] if last else 0, watch_since=self.clock.now())
@@ -152,14 +153,15 @@ class Earning:
 
     async def _flush(self, channel: str, state: _ChannelState) -> None:
         """Messages and the watch time of the unfinished interval, without points."""
-        present = self.tracker.take_interval(channel)
-        if not state.live:
-            present = [p for p in present if p.messages]
+        interval = self.tracker.take(channel)
+        present = list(interval) if state.live else interval.chatted()
+        known = interval.known if state.live else NO_IDS
         elapsed = max(0.0, self.clock.now() - state.watch_since) if state.live else 0.0
         watch = math.floor(state.watch_carry + elapsed)
-        if present:
-            await self.bank.record_activity(channel, present, watch)
-        log.info("earning_flushed", channel=channel, viewers=len(present), watch_seconds=watch)
+        if present or known.size:
+            await self.bank.record_activity(channel, present, watch, listed=known)
+        log.info("earning_flushed", channel=channel, viewers=len(present) + known.size,
+                 watch_seconds=watch)
 
     # -- the loop
     async def _loop(self, channel: str, state: _ChannelState, last_credited: float | None) -> None:
@@ -234,6 +236,8 @@ class Earning:
             rates_of(settings),
             present,
             self.bank.known_logins(channel),
+            listed=present.known,
+            subscribers=present.subscribers,
         )
         writing = self.clock.monotonic()
         try:
@@ -260,6 +264,16 @@ class Earning:
             write_seconds=round(written - writing, 3),
             collect_seconds=round(state.collect_seconds, 3),  # the whole list, read ahead
         )
+        if applied.present >= GIVE_BACK_AFTER:
+            await self._give_back(channel)
+
+    async def _give_back(self, channel: str) -> None:
+        """After a big tick, return the memory its rows freed (off the event loop)."""
+        before, started = memory.resident_bytes(), self.clock.monotonic()
+        await asyncio.to_thread(memory.give_back)
+        log.info("memory_given_back", channel=channel,
+                 mb=round((before - memory.resident_bytes()) / 1e6, 1),
+                 seconds=round(self.clock.monotonic() - started, 3))
 
     async def _collect(self, channel: str, state: _ChannelState) -> None:
         """Stream state and the chatter list for this interval; how long it took decides
@@ -330,7 +344,8 @@ class Earning:
             try:
                 bound = self.tracker.max_present
                 chatters = await helix_api.get_chatters(
-                    helix, state.broadcaster_id, moderator, limit=bound
+                    helix, state.broadcaster_id, moderator, limit=bound,
+                    listed=self.tracker.listed_filter(channel),
                 )
             except HelixError as exc:
                 if exc.status in (401, 403):
@@ -349,13 +364,15 @@ class Earning:
             else:
                 if self._chatters_refused.pop(channel, None) is not None:
                     log.info("presence_from_chatters_again", channel=channel)
-                self.tracker.set_chatters(
-                    channel, chatters, listed=chatters.listed, beyond=chatters.beyond
-                )
+                self.tracker.set_chatters(channel, chatters, known=chatters.known,
+                                          listed=chatters.listed, beyond=chatters.beyond)
         await self._resolve_joins(channel, helix)
         await self._refresh_subscribers(channel, state)
 
     async def _resolve_joins(self, channel: str, helix: Helix) -> None:
+        """JOIN-only logins count when there is no chatter list: their ids from Twitch."""
+        if self.tracker.listing(channel):
+            return
         logins = self.tracker.unresolved_joins(channel)[:MAX_LOOKUPS_PER_TICK]
         if not logins:
             return

@@ -46,13 +46,13 @@ def test_presence_merges_chatters_chat_and_joins() -> None:
     tracker.join(CHANNEL, "user2")
     tracker.join(CHANNEL, "user3")
     tracker.learn(CHANNEL, {"1002": "user2"})
-    first = {p.login: (p.subscriber, p.messages) for p in tracker.take_interval(CHANNEL)}
+    first = {p.login: (p.subscriber, p.messages) for p in list(tracker.take(CHANNEL))}
     assert first == {"user1": (True, 2), "user2": (False, 0)}  # user3 has no known id
     assert tracker.unresolved_joins(CHANNEL) == ["user3"]
 
     tracker.set_chatters(CHANNEL, {"1004": ("user4", "User4"), "1": (CHANNEL, "Alice")})
     tracker.message(CHANNEL, viewer(1), subscriber=False)
-    second = {p.login: (p.subscriber, p.messages) for p in tracker.take_interval(CHANNEL)}
+    second = {p.login: (p.subscriber, p.messages) for p in list(tracker.take(CHANNEL))}
     assert second == {"user4": (False, 0), "user1": (False, 1)}
 
 

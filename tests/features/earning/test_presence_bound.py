@@ -19,7 +19,7 @@ def test_viewers_past_the_bound_are_counted_and_named() -> None:
     tracker.set_chatters(CHANNEL, {str(n): (f"v{n}", f"V{n}") for n in range(5)})
     for n in range(10, 16):
         tracker.message(CHANNEL, Viewer(str(n), f"c{n}", f"C{n}"), subscriber=False)
-    present = tracker.take_interval(CHANNEL)
+    present = list(tracker.take(CHANNEL))
     assert len(present) == 6  # three from the list, three who chatted
     left = tracker.take_left_out(CHANNEL)
     assert left.count == 5
