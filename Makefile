@@ -48,6 +48,7 @@ bench: install
 	$(PY) bench/eventsub.py
 	$(PY) bench/web.py
 	$(PY) bench/shop.py
+	$(PY) bench/contests_games.py
 
 # The long reliability runs (crash: CRASH_KILLS=50 SIGKILLs; soak: SOAK_MINUTES=5 at 100k
 # viewers), then their figures, as JSON lines, last (also in test-artifacts/soak-summary.json).
