@@ -36,6 +36,7 @@ import asyncio
 import contextlib
 import gc
 import json
+import math
 import os
 import signal
 import statistics
@@ -43,6 +44,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -67,6 +69,7 @@ TARGET_TICK_SECONDS = 1.0
 TARGET_DB_SPEEDUP = 1.2
 TARGET_RSS_MB = 200.0
 TICKS = ("tick_insert", "tick_update", "tick_update_standings")
+POINTS_EVERY = 0.5  # seconds between two !points while the standings tick is prepared
 
 
 def emit(**fields: Any) -> dict[str, Any]:
@@ -183,12 +186,14 @@ async def bench_size(
                 lines.append(emit(impl="loyaltybot", workload="rss", n=0, rep=rep,
                                   **daemon.memory()))
                 return lines
+            probe: asyncio.Task[list[Any]] | None = None
             for number, workload in enumerate(TICKS, start=1):
                 if workload == "tick_update_standings":
                     mark = len(sim.sent)
                     await sim.say(CHANNEL, users[1], "!points")
                     await sim.wait_for_reply(CHANNEL, contains=users[1].login, after=mark,
                                              timeout=30)
+                    probe = asyncio.create_task(ask_points(sim, users[2:]))
                 tick = await daemon.wait_event(
                     "earning_tick", number, within=60 + interval_for(n) * 60 * 2
                 )
@@ -203,6 +208,8 @@ async def bench_size(
                     collect_seconds=tick.get("collect_seconds"),
                     points=tick["points"],
                 ))
+            if probe is not None:
+                lines.append(await points_latency(sim, probe, n, rep, daemon))
             if n >= GIVE_BACK_AFTER:  # between ticks: what the tick freed is given back
                 await daemon.wait_event("memory_given_back", len(TICKS), within=30)
             lines.append(emit(impl="loyaltybot", workload="rss", n=n, rep=rep,
@@ -211,6 +218,47 @@ async def bench_size(
             await daemon.stop()
     sim.set_chatters(CHANNEL, [])
     return lines
+
+
+async def ask_points(sim: Simulator, askers: list[Any]) -> list[Any]:
+    """``!points`` twice a second (within the bot's send budget) until cancelled: the
+    window holds the read-ahead of the chatter list and the tick's write."""
+    asked: list[Any] = []
+    try:
+        for asker in askers:
+            asked.append((await sim.say(CHANNEL, asker, "!points"), time.time()))
+            await asyncio.sleep(POINTS_EVERY)
+    except asyncio.CancelledError:
+        pass
+    return asked
+
+
+async def points_latency(
+    sim: Simulator, probe: asyncio.Task[list[Any]], n: int, rep: int, daemon: Daemon
+) -> dict[str, Any]:
+    """From each ``!points`` the simulator sent to the reply it received, in ms; the three
+    slowest with when they were asked, in seconds after the tick's commit."""
+    await asyncio.sleep(1.0)  # a reply to the last ones asked
+    probe.cancel()
+    asked = await probe
+    wanted = {m.id: m.at for m, _ in asked}
+    wall = {m.id: when for m, when in asked}
+    committed = datetime.fromisoformat(daemon.events("earning_tick")[-1]["timestamp"])
+    for _ in range(100):
+        replies = {m.reply_to: m.at for m in sim.sent if m.reply_to in wanted}
+        if len(replies) == len(wanted):
+            break
+        await asyncio.sleep(0.05)
+    timed = sorted(((replies[i] - at) * 1000, i) for i, at in wanted.items() if i in replies)
+    ms = [t for t, _ in timed]
+    slowest = [[round(wall[i] - committed.timestamp(), 2), round(t, 1)] for t, i in timed[-3:]]
+    nearest = ms[min(len(ms) - 1, math.ceil(0.99 * len(ms)) - 1)] if ms else None
+    return emit(impl="loyaltybot", workload="points_during_tick", n=n, rep=rep,
+                asked=len(wanted), answered=len(ms),
+                p50_ms=round(statistics.median(ms), 1) if ms else None,
+                p99_ms=None if nearest is None else round(nearest, 1),
+                max_ms=round(ms[-1], 1) if ms else None, target_p99_ms=20,
+                slowest_at_s_and_ms=slowest)
 
 
 def run_seed(n: int) -> list[dict[str, Any]]:

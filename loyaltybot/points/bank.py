@@ -28,7 +28,7 @@ from loyaltybot.points.ledger import (
     TickPlan,
     Transfer,
 )
-from loyaltybot.points.standings import Ids, Standing, Standings
+from loyaltybot.points.standings import Ids, Located, Standing, Standings
 from loyaltybot.points.viewers import Viewer, ViewerRecord
 
 
@@ -391,9 +391,8 @@ class Bank:
         if standings is not None and channel_id not in self._stale:
             rates = plan.rates
             most = max(rates.points, rates.subscriber_points) + rates.active_bonus
-            plan = replace(
-                plan, report=True, near_max=standings.max_points() > MAX_POINTS - most
-            )
+            plan = replace(plan, report=True, locate=standings.locate,
+                           near_max=standings.max_points() > MAX_POINTS - most)
         return await self.store.write(lambda tx: ledger.credit_tick(tx, plan))
 
     async def last_tick(self, channel: str) -> tuple[int, int] | None:
@@ -507,8 +506,8 @@ class Bank:
         if tick.balances is None:
             self._stale.add(tick.channel_id)
             return
-        for user_ids, amount in tick.credited:
-            standings.add_all(user_ids, amount)
+        for user_ids, amount, where in tick.credited:
+            standings.add_all(user_ids, amount, where if isinstance(where, Located) else None)
         logins = tick.new_logins
         for user_id, balance in tick.balances.items():
             standings.update(user_id, logins.get(user_id) or "", balance)

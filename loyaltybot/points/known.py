@@ -16,7 +16,7 @@ sees the old pair or the new one, not a mix.
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from itertools import islice
+from itertools import chain, islice
 
 import numpy as np
 import numpy.typing as npt
@@ -25,7 +25,8 @@ Ids = npt.NDArray[np.int64]
 Logins = npt.NDArray[np.bytes_]
 LOGIN = np.dtype("S25")  # Twitch: 4-25 characters, a-z, 0-9 and _
 _CHUNK = 65_536
-_FOLD_AT = 4096  # single changes kept in the dict before they are folded into the columns
+_FOLD_AT = 4096  # changes kept in the dict before they are folded into the columns, or
+_FOLD_SHARE = 64  # one in 64 of the columns' size: a fold copies them, so it stays rare
 _NO_IDS: Ids = np.empty(0, dtype=np.int64)
 _NO_LOGINS: Logins = np.empty(0, dtype=LOGIN)
 
@@ -175,7 +176,7 @@ class KnownLogins(Mapping[str, str]):
 
     def __setitem__(self, user_id: str, login: str) -> None:
         self._recent[user_id] = login
-        if len(self._recent) >= _FOLD_AT:
+        if len(self._recent) >= max(_FOLD_AT, self._columns[0].size // _FOLD_SHARE):
             self._fold()
 
     def update(self, logins: Mapping[str, str]) -> None:
@@ -184,8 +185,12 @@ class KnownLogins(Mapping[str, str]):
             self[user_id] = login
 
     def add_batch(self, batch: LoginBatch) -> None:
-        """A batch committed after every change held so far: it wins over them. Columns
-        first, then the older single changes go: a reader never sees neither."""
+        """A batch committed after every change held so far: it wins over them. A small
+        one joins the single changes (a merge copies the columns); a big one is merged,
+        columns first, then the older single changes go: a reader never sees neither."""
+        if len(batch) < _FOLD_AT:
+            self.update(batch)
+            return
         self._install(batch)
         for user_id in [u for u in self._recent if batch.get(u) is not None]:
             del self._recent[user_id]
@@ -247,8 +252,13 @@ class KnownLogins(Mapping[str, str]):
 
     def ids_of(self, logins: Iterable[str]) -> Ids:
         """The numeric ids stored under these logins (a scan: for a reload, not a tick)."""
-        wanted = [lg for lg in logins if plain("1", lg)]
+        wanted = set(logins)
         ids, stored = self._columns
-        if not wanted or ids.size == 0:
-            return _NO_IDS
-        return ids[np.isin(stored, np.array(wanted, dtype=LOGIN))]
+        columns = [lg for lg in wanted if plain("1", lg)]
+        found: set[int] = set()
+        if columns and ids.size:
+            found.update(ids[np.isin(stored, np.array(columns, dtype=LOGIN))].tolist())
+        for user_id, login in chain(self._odd.items(), self._recent.items()):  # newest last
+            if plain(user_id, ""):
+                (found.add if login in wanted else found.discard)(int(user_id))
+        return np.array(sorted(found), dtype=np.int64)

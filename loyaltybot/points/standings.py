@@ -42,6 +42,17 @@ def sorted_keys(user_ids: Sequence[str]) -> Keys:
 
 
 @dataclass(frozen=True, slots=True)
+class Located:
+    """Where credited viewers sit in the ranks, found on another thread (the database's,
+    during the tick): good while the ranks hold the same id column (nobody was inserted
+    or removed since), so the event loop only adds."""
+
+    ids: Ids  # the id column they were found in
+    at: npt.NDArray[np.intp]  # positions of the ranked ones
+    new: Ids  # keys not ranked yet
+
+
+@dataclass(frozen=True, slots=True)
 class Standing:
     rank: int
     user_id: str
@@ -133,28 +144,38 @@ class Standings:
             return
         self._changed()
 
-    def add(self, user_ids: Ids, amount: int, *, presorted: bool = False) -> None:
+    def locate(self, keys: Ids) -> Located:
+        """Where these sorted keys are (safe on another thread: it reads the id column
+        once, and numpy's search lets the event loop run meanwhile)."""
+        ids = self._ids
+        at = np.searchsorted(ids, keys)
+        inside = at < ids.size
+        found = np.zeros(keys.size, dtype=bool)
+        found[inside] = ids[at[inside]] == keys[inside]
+        return Located(ids, at[found], keys[~found])
+
+    def add(
+        self, user_ids: Ids, amount: int, *, presorted: bool = False,
+        located: Located | None = None,
+    ) -> None:
         """Credit ``amount`` to each of these viewers (numeric ids), all known to be ranked
-        after it: the common case of an earning tick."""
+        after it: the common case of an earning tick. ``located`` (from ``locate``, if
+        still good) leaves only the addition to do."""
         if amount <= 0 or user_ids.size == 0:
             return
-        keys = user_ids if presorted else np.sort(user_ids)
-        at = np.searchsorted(self._ids, keys)
-        inside = at < self._ids.size
-        found = np.zeros(keys.size, dtype=bool)
-        found[inside] = self._ids[at[inside]] == keys[inside]
-        self._pts[at[found]] += amount
-        new = keys[~found]
-        if new.size:
-            self._merge(new, np.full(new.size, amount, dtype=np.int64))
+        if located is None or located.ids is not self._ids:
+            located = self.locate(user_ids if presorted else np.sort(user_ids))
+        self._pts[located.at] += amount
+        if located.new.size:
+            self._merge(located.new, np.full(located.new.size, amount, dtype=np.int64))
         self._changed()
 
-    def add_all(self, user_ids: Keys, amount: int) -> None:
+    def add_all(self, user_ids: Keys, amount: int, located: Located | None = None) -> None:
         """``add`` for ``sorted_keys`` (or user ids as strings, when they are not digits)."""
         if amount <= 0 or len(user_ids) == 0:
             return
         if isinstance(user_ids, np.ndarray):
-            self.add(user_ids, amount, presorted=True)
+            self.add(user_ids, amount, presorted=True, located=located)
             return
         keys = np.fromiter(map(self._key, user_ids), dtype=np.int64, count=len(user_ids))
         self.add(keys, amount)

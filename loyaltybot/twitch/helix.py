@@ -289,10 +289,19 @@ async def get_chatters(
                     chatters[ids[i]] = (login, str(item.get("user_name") or login))
             if room < len(data) and len(beyond) < 10:
                 beyond += [str(i["user_login"]) for i in data[max(room, 0):][: 10 - len(beyond)]]
-    if known:
-        chatters.known = np.unique(np.concatenate(known))
+    if known:  # sorted where numpy lets the event loop run (a million: ~100 ms)
+        chatters.known = await asyncio.to_thread(_sorted_unique, known)
     chatters.listed, chatters.beyond = listed_count, tuple(beyond)
     return chatters
+
+
+def _sorted_unique(parts: list[npt.NDArray[np.int64]]) -> npt.NDArray[np.int64]:
+    ids = np.concatenate(parts)
+    ids.sort()
+    keep = np.empty(ids.size, dtype=bool)
+    keep[:1] = True
+    np.not_equal(ids[1:], ids[:-1], out=keep[1:])
+    return ids[keep]
 
 
 SEND_STEPS = 2  # loop turns for a prefetch to be written before decoding: measured enough

@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from unittest.mock import patch
+
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from loyaltybot.points.known import KnownLogins, LoginBatch
+from loyaltybot.points import known as known_module
+from loyaltybot.points.known import KnownLogins, LoginBatch, plain
 
 IDS = st.one_of(
-    st.integers(1, 10**12).map(str),  # Twitch's
+    st.integers(1, 40).map(str),  # Twitch's, few enough to meet again
+    st.integers(1, 10**12).map(str),
     st.sampled_from(["0", "007", "u-1", "", "99999999999999999999", "１２"]),  # not plain
 )
 LOGINS = st.one_of(
@@ -28,6 +32,15 @@ CHANGES = st.lists(
 @given(initial=st.dictionaries(IDS, LOGINS, max_size=50), changes=CHANGES,
        probes=st.lists(st.tuples(IDS, LOGINS), max_size=30))
 def test_it_answers_as_a_dict_does(
+    initial: dict[str, str],
+    changes: list[tuple[str, object, object]],
+    probes: list[tuple[str, str]],
+) -> None:
+    with patch.object(known_module, "_FOLD_AT", 4):  # folds and merges, not only the dict
+        check_against_a_dict(initial, changes, probes)
+
+
+def check_against_a_dict(
     initial: dict[str, str],
     changes: list[tuple[str, object, object]],
     probes: list[tuple[str, str]],
@@ -52,6 +65,9 @@ def test_it_answers_as_a_dict_does(
     listed = known.listed(page_ids, page_logins)
     expected = [model.get(u) == lg for u, lg in zip(page_ids, page_logins, strict=True)]
     assert listed.tolist() == expected
+    logins = {lg for _, lg in probes}
+    assert known.ids_of(logins).tolist() == sorted(
+        int(u) for u, lg in model.items() if lg in logins and plain(u, ""))
 
 
 def test_single_changes_are_folded_into_the_columns_without_losing_one() -> None:

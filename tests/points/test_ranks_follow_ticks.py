@@ -100,3 +100,17 @@ def test_a_vectorised_credit_equals_one_update_each(
     for user_id in truth_points:
         assert at_once.rank(user_id) == one_by_one.rank(user_id)
     assert [s.points for s in at_once.top(100)] == [s.points for s in one_by_one.top(100)]
+
+
+def test_a_location_found_before_an_insert_is_not_used_after_it() -> None:
+    """``locate`` runs on the database's thread; if a viewer was ranked in between, the
+    positions are stale and the addition finds them again."""
+    standings = Standings([("10", "a", 5), ("30", "c", 7)])
+    keys = np.array([10, 30], dtype=np.int64)
+    located = standings.locate(keys)
+    standings.update("20", "b", 6)  # inserted between the two: positions moved
+    standings.add(keys, 10, presorted=True, located=located)
+    assert [standings.points(u) for u in ("10", "20", "30")] == [15, 6, 17]
+    fresh = standings.locate(keys)
+    standings.add(keys, 1, presorted=True, located=fresh)  # still good: used as found
+    assert [standings.points(u) for u in ("10", "20", "30")] == [16, 6, 18]
