@@ -2,7 +2,8 @@
 the transactional outbox of slow work.
 
 What lives here: how SQLite is opened and written (``Store.write(fn(tx))`` in one
-``BEGIN IMMEDIATE``), the migrations, the jobs table and its worker. What may not: any
+``BEGIN IMMEDIATE``; ``desk``: a burst of requests committed in groups), the migrations,
+the jobs table and its worker. What may not: any
 domain rule (balances are ``points``'), chat, HTTP, or a feature.
 """
 

@@ -15,13 +15,12 @@ bet counted. Refusals are answered by ``!bet`` only while the send budget has ro
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import structlog
 
+from loyaltybot.chat.summaries import Summaries
 from loyaltybot.clock import Clock
 from loyaltybot.features.contests.rules import (
     OPTION_MAX_CHARS,
@@ -243,76 +242,27 @@ class _Pending:
     total_bettors: int = 0
 
 
-class BetSummary:
+class BetSummary(Summaries[_Pending]):
     """Accepted bets, acknowledged in one line per channel at most every ``every`` s."""
 
     def __init__(
         self, say: Say, clock: Clock, settings_for: Callable[[str], ChannelSettings], *,
         first_after: float = 1.0, every: float = 5.0,
     ) -> None:  # fmt: skip
-        self._say = say
-        self._clock = clock
-        self._settings = settings_for
-        self._first_after = first_after
-        self._every = every
-        self._pending: dict[str, _Pending] = {}
-        self._last_sent: dict[str, float] = {}
-        self._timers: dict[str, asyncio.Task[None]] = {}
-        self.lines = 0  # summary lines handed to chat
+        super().__init__(
+            say, clock, lambda channel, pending: summary_line(pending, settings_for(channel)),
+            name="contest-summary", first_after=first_after, every=every,
+        )
 
     async def add(self, channel: str, placed: Placed) -> None:
-        pending = self._pending.get(channel)
-        if pending is not None and pending.contest_id != placed.contest_id:
-            await self.flush(channel)
-            pending = None
-        if pending is None:
-            pending = self._pending[channel] = _Pending(placed.contest_id)
+        pending = await self.pending(
+            channel, placed.contest_id, lambda: _Pending(placed.contest_id)
+        )
         pending.bets += 1
         pending.points += placed.amount
         pending.bettors[placed.user_id] = (placed.login, placed.option, placed.total)
         pending.pool = max(pending.pool, placed.pool)
         pending.total_bettors = max(pending.total_bettors, placed.bettors)
-        if channel not in self._timers:
-            now = self._clock.monotonic()
-            due = max(now + self._first_after, self._last_sent.get(channel, -1e9) + self._every)
-            self._timers[channel] = asyncio.create_task(
-                self._later(channel, due - now), name=f"contest-summary-{channel}"
-            )
-
-    async def flush(self, channel: str) -> None:
-        """Say what is pending now (before the contest closes, so the order holds)."""
-        timer = self._timers.pop(channel, None)
-        if timer is not None:
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
-        await self._send(channel)
-
-    async def close(self) -> None:
-        for channel in list(self._timers):
-            timer = self._timers.pop(channel)
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
-
-    async def _later(self, channel: str, delay: float) -> None:
-        try:
-            await self._clock.sleep(max(0.0, delay))
-        finally:
-            if self._timers.get(channel) is asyncio.current_task():
-                del self._timers[channel]
-        await self._send(channel)
-
-    async def _send(self, channel: str) -> None:
-        pending = self._pending.pop(channel, None)
-        if pending is None or not pending.bets:
-            return
-        self._last_sent[channel] = self._clock.monotonic()
-        self.lines += 1
-        try:
-            await self._say(channel, summary_line(pending, self._settings(channel)))
-        except Exception:
-            log.exception("contest_summary_failed", channel=channel)
 
 
 def summary_line(pending: _Pending, settings: ChannelSettings) -> str:

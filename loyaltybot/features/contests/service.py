@@ -20,17 +20,16 @@ restart's ``close_due``), and the timer or the start-up closes it for good.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sqlite3
-from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
 from loyaltybot.clock import Clock, to_ms
-from loyaltybot.db import Store, Tx, savepoint
+from loyaltybot.db import Store, Tx
+from loyaltybot.db.desk import Desk, DeskStats, each_in_savepoint
 from loyaltybot.features.contests import rules
 from loyaltybot.features.contests.rules import (
     CannotAfford,
@@ -50,7 +49,6 @@ from loyaltybot.settings import ChannelSettings
 
 KIND = "contest"  # the escrow rounds' kind
 MAX_GROUP = 256  # bets committed together at most (a group is ~25 ms of the writer)
-LATENCY_SAMPLES = 10_000  # the last bets' line-to-commit times kept for /metrics
 
 State = Literal["open", "closed", "settled", "refunded", "canceled"]
 RUNNING: tuple[State, ...] = ("open", "closed")
@@ -174,21 +172,10 @@ class BetRow:
 
 
 @dataclass
-class DeskStats:
-    """Counters for /metrics."""
+class BetStats(DeskStats):
+    """The desk's counters for /metrics, and the points the bets took."""
 
-    committed: int = 0  # bets committed
-    points: int = 0  # points they took
-    refused: int = 0
-    groups: int = 0  # transactions they took
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
-
-    def quantile(self, q: float) -> float:
-        """Line-to-commit seconds at quantile ``q`` of the last bets (nearest rank)."""
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+    points: int = 0
 
 
 # ---- SQL: reads ------------------------------------------------------------------------------
@@ -441,27 +428,18 @@ def cancel(tx: Tx, channel_id: int, actor: str) -> Ended:
     )  # fmt: skip
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Request:
     channel_id: int
     viewer: Viewer
     option: int
     amount: int
-    received_at: float
-    future: asyncio.Future[Placed]
 
 
-def _bet_group(tx: Tx, group: Sequence[_Request]) -> list[Placed | BaseException]:
+def _bet_group(tx: Tx, group: Sequence[_Request]) -> list[Placed | Exception]:
     """Each bet in its own savepoint of one transaction."""
     running_now: dict[int, Contest | None] = {}
-    outcomes: list[Placed | BaseException] = []
-    for request in group:
-        try:
-            with savepoint(tx, "bet"):
-                outcomes.append(_bet(tx, request, running_now))
-        except Exception as exc:
-            outcomes.append(exc)
-    return outcomes
+    return each_in_savepoint(tx, "bet", group, lambda r: _bet(tx, r, running_now))
 
 
 def _bet(tx: Tx, request: _Request, running_now: dict[int, Contest | None]) -> Placed:
@@ -526,9 +504,14 @@ class Contests:
         self._bank = bank
         self._store = store
         self._clock = clock
-        self.stats = DeskStats()
-        self._waiting: list[_Request] = []
-        self._committer: asyncio.Task[None] | None = None
+        self.stats = BetStats()
+        self._desk: Desk[_Request, Placed] = Desk(
+            store, clock, _bet_group, name="contest-bets", max_group=MAX_GROUP,
+            stats=self.stats, committed=self._count,
+        )
+
+    def _count(self, placed: Placed) -> None:
+        self.stats.points += placed.amount
 
     def now_ms(self) -> int:
         return to_ms(self._clock.now())
@@ -628,42 +611,14 @@ class Contests:
         channel_id = self._bank.channel_id(channel)
         if viewer.login in self._bank.excluded(channel):
             raise NotEligible(viewer.login)
-        future: asyncio.Future[Placed] = asyncio.get_running_loop().create_future()
-        at = self._clock.monotonic() if received_at is None else received_at
-        self._waiting.append(_Request(channel_id, viewer, option, amount, at, future))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_waiting(), name="contest-bets")
         try:
-            return await future
+            return await self._desk.submit(
+                _Request(channel_id, viewer, option, amount), received_at
+            )
         except rules.ContestRefusal:
             self.stats.refused += 1
             raise
 
     async def close_desk(self) -> None:
         """Finish the bets being committed (at stop)."""
-        if self._committer is not None:
-            await asyncio.gather(self._committer, return_exceptions=True)
-
-    async def _commit_waiting(self) -> None:
-        while self._waiting:
-            group = self._waiting[:MAX_GROUP]
-            del self._waiting[:MAX_GROUP]
-            try:
-                outcomes = await self._store.write(partial(_bet_group, group=group))
-            except Exception as exc:  # the transaction itself failed: none of them happened
-                for request in group:
-                    if not request.future.done():
-                        request.future.set_exception(exc)
-                continue
-            now = self._clock.monotonic()
-            self.stats.groups += 1
-            for request, outcome in zip(group, outcomes, strict=True):
-                if request.future.done():  # the caller gave up; the bet stands
-                    continue
-                if isinstance(outcome, BaseException):
-                    request.future.set_exception(outcome)
-                    continue
-                self.stats.committed += 1
-                self.stats.points += outcome.amount
-                self.stats.latencies.append(max(0.0, now - request.received_at))
-                request.future.set_result(outcome)
+        await self._desk.close()

@@ -17,13 +17,12 @@ answered by the ticket command only while the send budget has room (``commands``
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 
 import structlog
 
+from loyaltybot.chat.summaries import Summaries
 from loyaltybot.clock import Clock
 from loyaltybot.features.giveaways.rules import (
     CannotAfford,
@@ -240,75 +239,25 @@ class _Pending:
     total_entrants: int = 0
 
 
-class TicketSummary:
+class TicketSummary(Summaries[_Pending]):
     """Accepted tickets, acknowledged in one line per channel at most every ``every`` s."""
 
     def __init__(
         self, say: Say, clock: Clock, *, first_after: float = 1.0, every: float = 5.0
     ) -> None:
-        self._say = say
-        self._clock = clock
-        self._first_after = first_after
-        self._every = every
-        self._pending: dict[str, _Pending] = {}
-        self._last_sent: dict[str, float] = {}
-        self._timers: dict[str, asyncio.Task[None]] = {}
-        self.lines = 0  # summary lines handed to chat
+        super().__init__(say, clock, lambda _, pending: summary_line(pending),
+                         name="giveaway-summary", first_after=first_after, every=every)
 
     async def add(self, channel: str, purchase: Purchase) -> None:
-        pending = self._pending.get(channel)
-        if pending is not None and pending.giveaway_id != purchase.giveaway_id:
-            await self.flush(channel)  # another giveaway: say the old one's first
-            pending = None
-        if pending is None:
-            pending = self._pending[channel] = _Pending(purchase.giveaway_id)
+        pending = await self.pending(
+            channel, purchase.giveaway_id, lambda: _Pending(purchase.giveaway_id)
+        )
         pending.tickets += purchase.bought
         previous = pending.buyers.get(purchase.user_id)
         added = purchase.bought + (previous[1] if previous else 0)
         pending.buyers[purchase.user_id] = (purchase.login, added, purchase.held)
         pending.total_tickets = max(pending.total_tickets, purchase.tickets)
         pending.total_entrants = max(pending.total_entrants, purchase.entrants)
-        if channel not in self._timers:
-            now = self._clock.monotonic()
-            due = max(now + self._first_after, self._last_sent.get(channel, -1e9) + self._every)
-            self._timers[channel] = asyncio.create_task(
-                self._later(channel, due - now), name=f"giveaway-summary-{channel}"
-            )
-
-    async def flush(self, channel: str) -> None:
-        """Say what is pending now (before the giveaway closes, so the order holds)."""
-        timer = self._timers.pop(channel, None)
-        if timer is not None:
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
-        await self._send(channel)
-
-    async def close(self) -> None:
-        for channel in list(self._timers):
-            timer = self._timers.pop(channel)
-            timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await timer
-
-    async def _later(self, channel: str, delay: float) -> None:
-        try:
-            await self._clock.sleep(max(0.0, delay))
-        finally:
-            if self._timers.get(channel) is asyncio.current_task():
-                del self._timers[channel]
-        await self._send(channel)
-
-    async def _send(self, channel: str) -> None:
-        pending = self._pending.pop(channel, None)
-        if pending is None or not pending.tickets:
-            return
-        self._last_sent[channel] = self._clock.monotonic()
-        self.lines += 1
-        try:
-            await self._say(channel, summary_line(pending))
-        except Exception:
-            log.exception("giveaway_summary_failed", channel=channel)
 
 
 def summary_line(pending: _Pending) -> str:

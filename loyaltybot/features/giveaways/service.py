@@ -19,16 +19,15 @@ nothing, and a burst costs a few commits instead of thousands.
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
-from collections import deque
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import partial
 from typing import Literal
 
 from loyaltybot.clock import Clock
-from loyaltybot.db import Store, Tx, savepoint
+from loyaltybot.db import Store, Tx
+from loyaltybot.db.desk import Desk, DeskStats, each_in_savepoint
 from loyaltybot.features.giveaways import rules
 from loyaltybot.features.giveaways.rules import (
     CannotAfford,
@@ -49,7 +48,6 @@ from loyaltybot.settings import ChannelSettings
 
 KIND = "giveaway"  # the escrow rounds' kind
 MAX_GROUP = 512  # ticket purchases committed together at most
-LATENCY_SAMPLES = 10_000  # the last purchases' line-to-commit times kept for /metrics
 
 State = Literal["open", "closed", "drawn", "canceled", "ended"]
 
@@ -160,21 +158,10 @@ class Checked:
 
 
 @dataclass
-class DeskStats:
-    """Counters for /metrics."""
+class TicketStats(DeskStats):
+    """The desk's counters for /metrics, and the tickets the purchases bought."""
 
-    committed: int = 0  # purchases committed
-    tickets: int = 0  # tickets they bought
-    refused: int = 0
-    groups: int = 0  # transactions they took
-    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_SAMPLES))
-
-    def quantile(self, q: float) -> float:
-        """Line-to-commit seconds at quantile ``q`` of the last purchases (nearest rank)."""
-        if not self.latencies:
-            return 0.0
-        ordered = sorted(self.latencies)
-        return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+    tickets: int = 0
 
 
 # ---- SQL -----------------------------------------------------------------------------------
@@ -333,14 +320,12 @@ def terms_of(settings: ChannelSettings) -> Terms:
 # ---- the service -------------------------------------------------------------------------
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class _Request:
     channel_id: int
     viewer: Viewer
     requested: int | Literal["max"]
     subscriber: bool
-    received_at: float
-    future: asyncio.Future[Purchase]
 
 
 class Giveaways:
@@ -350,9 +335,14 @@ class Giveaways:
         self._bank = bank
         self._store = store
         self._clock = clock
-        self.stats = DeskStats()
-        self._waiting: list[_Request] = []
-        self._committer: asyncio.Task[None] | None = None
+        self.stats = TicketStats()
+        self._desk: Desk[_Request, Purchase] = Desk(
+            store, clock, _buy_group, name="giveaway-tickets", max_group=MAX_GROUP,
+            stats=self.stats, committed=self._count,
+        )
+
+    def _count(self, purchase: Purchase) -> None:
+        self.stats.tickets += purchase.bought
 
     # ---- reads ----------------------------------------------------------------------------
 
@@ -519,45 +509,17 @@ class Giveaways:
         channel_id = self._bank.channel_id(channel)
         if viewer.login in self._bank.excluded(channel):
             raise NotEligible(viewer.login)
-        future: asyncio.Future[Purchase] = asyncio.get_running_loop().create_future()
-        at = self._clock.monotonic() if received_at is None else received_at
-        self._waiting.append(_Request(channel_id, viewer, requested, subscriber, at, future))
-        if self._committer is None or self._committer.done():
-            self._committer = asyncio.create_task(self._commit_waiting(), name="giveaway-tickets")
         try:
-            return await future
+            return await self._desk.submit(
+                _Request(channel_id, viewer, requested, subscriber), received_at
+            )
         except rules.GiveawayRefusal:
             self.stats.refused += 1
             raise
 
     async def close_desk(self) -> None:
         """Finish the purchases being committed (at stop)."""
-        if self._committer is not None:
-            await asyncio.gather(self._committer, return_exceptions=True)
-
-    async def _commit_waiting(self) -> None:
-        while self._waiting:
-            group = self._waiting[:MAX_GROUP]
-            del self._waiting[:MAX_GROUP]
-            try:
-                outcomes = await self._store.write(partial(_buy_group, group=group))
-            except Exception as exc:  # the transaction itself failed: none of them happened
-                for request in group:
-                    if not request.future.done():
-                        request.future.set_exception(exc)
-                continue
-            now = self._clock.monotonic()
-            self.stats.groups += 1
-            for request, outcome in zip(group, outcomes, strict=True):
-                if request.future.done():  # the caller gave up; the purchase stands
-                    continue
-                if isinstance(outcome, BaseException):
-                    request.future.set_exception(outcome)
-                    continue
-                self.stats.committed += 1
-                self.stats.tickets += outcome.bought
-                self.stats.latencies.append(max(0.0, now - request.received_at))
-                request.future.set_result(outcome)
+        await self._desk.close()
 
 
 def _reread(conn: sqlite3.Connection, giveaway_id: int) -> Giveaway:
@@ -574,17 +536,10 @@ def _require(conn: sqlite3.Connection, channel_id: int) -> Giveaway:
     return found
 
 
-def _buy_group(tx: Tx, group: Sequence[_Request]) -> list[Purchase | BaseException]:
+def _buy_group(tx: Tx, group: Sequence[_Request]) -> list[Purchase | Exception]:
     """Each purchase in its own savepoint of one transaction."""
     open_now: dict[int, Giveaway | None] = {}
-    outcomes: list[Purchase | BaseException] = []
-    for request in group:
-        try:
-            with savepoint(tx, "ticket"):
-                outcomes.append(_buy(tx, request, open_now))
-        except Exception as exc:
-            outcomes.append(exc)
-    return outcomes
+    return each_in_savepoint(tx, "ticket", group, lambda r: _buy(tx, r, open_now))
 
 
 def _buy(tx: Tx, request: _Request, open_now: dict[int, Giveaway | None]) -> Purchase:
