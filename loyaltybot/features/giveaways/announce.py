@@ -121,7 +121,9 @@ def drawn(done: Drawn, verify_url: str | None = None) -> list[str]:
     if done.winners:
         who = "the winner is" if len(done.winners) == 1 else "the winners are"
         names = [f"@{p.login}" for p in done.winners]
-        if len(names) > 1:
+        if len(names) == 2:  # "@a and @b"; three or more: "@a, @b, and @c"
+            names = [f"{names[0]} and {names[1]}"]
+        elif len(names) > 2:
             names[-1] = "and " + names[-1]
         lines += pack(f"Giveaway #{g.id} ({g.prize[:80]}): {who} ", names, sep=", ")
         lines[-1] += "!"

@@ -22,10 +22,11 @@ from loyaltybot.features.giveaways.rules import (
     TooManyTickets,
     WrongState,
 )
-from loyaltybot.features.giveaways.service import Purchase
+from loyaltybot.features.giveaways.service import Drawn, Giveaway, Pick, Purchase, Terms
 from loyaltybot.settings import ChannelSettings
 
 SETTINGS = ChannelSettings(currency_name="cookie", currency_name_plural="cookies")
+TERMS = Terms(5, 5, 150)
 
 
 def purchase(n: int, bought: int = 1, giveaway_id: int = 12, total: int = 0) -> Purchase:
@@ -126,3 +127,16 @@ def test_every_announcement_names_the_giveaway() -> None:
 def test_refusals_are_one_clear_sentence(error: GiveawayRefusal, words: str) -> None:
     """Each refusal says why, with the numbers that matter."""
     assert announce.explain(error, SETTINGS) == words
+
+
+@pytest.mark.parametrize(("count", "named"), [
+    (1, "the winner is @w1!"),
+    (2, "the winners are @w1 and @w2!"),
+    (3, "the winners are @w1, @w2, and @w3!"),
+])
+def test_the_winners_read_as_a_sentence(count: int, named: str) -> None:
+    giveaway = Giveaway(7, 1, 1, "a poster", "ended", TERMS, "c", "s", "v1", "mod", 0, 1, 2,
+                        None, 10, count, 0)  # fmt: skip
+    picks = tuple(Pick(i, 1, str(i), f"w{i}", "won") for i in range(1, count + 1))
+    lines = announce.drawn(Drawn(giveaway, 1, picks, (), False, True))
+    assert lines[0] == f"Giveaway #7 (a poster): {named}"
