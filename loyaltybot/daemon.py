@@ -18,7 +18,7 @@ import signal
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 import structlog
@@ -109,6 +109,23 @@ async def apply_channel_config(config: Config, bank: Bank, store: Store) -> None
         bank.set_excluded(login, {*channel.ignored_users, login, config.twitch.bot_login})
 
 
+class Part(Protocol):
+    """Anything that follows a reloaded config: SIGHUP calls ``apply`` on each, in order."""
+
+    async def apply(self, config: Config) -> None: ...
+
+
+@dataclass(frozen=True)
+class ChannelRows:
+    """The database's channels and file-owned settings, made to agree with the file."""
+
+    bank: Bank
+    store: Store
+
+    async def apply(self, config: Config) -> None:
+        await apply_channel_config(config, self.bank, self.store)
+
+
 @dataclass(kw_only=True)
 class Daemon:
     """The running parts: what the signal handlers, /healthz and the tests reach."""
@@ -131,6 +148,7 @@ class Daemon:
     earning: Earning
     tracker: PresenceTracker
     websocket: EventSubWebSocket | None = None  # the WebSocket transport, when in force
+    parts: Sequence[Part] = ()  # what a reload applies the new config to, in this order
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     reloads: int = 0
     background: set[asyncio.Task[Any]] = field(default_factory=set)
@@ -230,22 +248,8 @@ class Daemon:
             log.warning("config_reload_needs_restart", keys=restart_needed)
         logs.REDACTOR.add(*secrets_of(new))
         logs.set_level(new.log.level)
-        await apply_channel_config(new, self.bank, self.store)
-        for channel in set(self.config.channels) - set(new.channels):
-            self.live_settings.forget(channel)
-        self.live_settings.set_file_values(new.settings_from_file)
-        await self.live_settings.refresh(new.channels)
-        await self.tokens.reload(new)
-        self.clients.reload(new)
-        await self.chat.set_channels(new.channels)
-        self.web.reload(new)
-        self.dispatcher.set_channels(new.channels)
-        if self.eventsub is not None and new.web.eventsub_secret is not None:
-            self.eventsub.set_secret(new.web.eventsub_secret)
-        for feature in self.features:
-            await feature.apply(new)
-        if self.websocket is not None:  # new channels, tokens; revoked types come back
-            await self.websocket.apply(new.channels, new.twitch.eventsub_ws_url)
+        for part in self.parts:
+            await part.apply(new)
         self.config = new
         self.spawn(self.ensure_subscriptions(), "eventsub-subscriptions")
         self.reloads += 1
@@ -535,6 +539,11 @@ async def _start(
         earning=earning,
         tracker=tracker,
         websocket=websocket,
+        parts=[  # the database first: everything after reads the channels it has
+            ChannelRows(bank, store), live_settings, tokens, clients, chat, web_server,
+            dispatcher, *([webhook] if webhook else []), *features,
+            *([websocket] if websocket else []),  # new channels; revoked types come back
+        ],
         stop=stop,
     )
 

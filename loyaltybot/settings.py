@@ -11,13 +11,16 @@ import json
 import sqlite3
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from loyaltybot.db import Store, Tx
 from loyaltybot.points.amounts import MAX_POINTS
 from loyaltybot.points.errors import UnknownChannel
+
+if TYPE_CHECKING:  # config.py builds on this module
+    from loyaltybot.config import Config
 
 Owner = Literal["file", "dashboard"]
 
@@ -196,6 +199,14 @@ class LiveSettings:
 
     def forget(self, channel: str) -> None:
         self._current.pop(channel, None)
+
+    async def apply(self, config: Config) -> None:
+        """A reload: channels the file dropped are forgotten, its values taken, and each
+        channel's settings read again."""
+        for channel in set(self._current) - set(config.channels):
+            self.forget(channel)
+        self.set_file_values(config.settings_from_file)
+        await self.refresh(config.channels)
 
     def set_file_values(self, file_values: Callable[[str], Mapping[str, Any]]) -> None:
         self._file_values = file_values

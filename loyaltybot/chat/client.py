@@ -29,6 +29,7 @@ from loyaltybot.chat.message import ChatMessage, MalformedMessage, Roles, parse_
 from loyaltybot.chat.outbox import BotRole, Outbox
 from loyaltybot.chat.registry import CommandHandler
 from loyaltybot.clock import Clock
+from loyaltybot.config import Config
 from loyaltybot.points.viewers import normalize_login
 
 log = structlog.get_logger(__name__)
@@ -138,6 +139,9 @@ class ChatClient:
         """Reload: join new channels and part removed ones on the same connection."""
         self._wanted = set(channels)
         await self._reconcile()
+
+    async def apply(self, config: Config) -> None:
+        await self.set_channels(config.channels)
 
     # ---- sending (the outbox's send function) --------------------------------------
 

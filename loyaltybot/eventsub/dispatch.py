@@ -31,6 +31,7 @@ from typing import Final
 
 import structlog
 
+from loyaltybot.config import Config
 from loyaltybot.db import Store, Tx, savepoint
 from loyaltybot.eventsub.events import (
     Event,
@@ -196,6 +197,10 @@ class Dispatcher:
 
     def set_channels(self, channels: Mapping[str, object]) -> None:
         self._channels = frozenset(channels)
+
+    async def apply(self, config: Config) -> None:
+        """A reload: events for channels the file no longer lists are not handled."""
+        self.set_channels(config.channels)
 
     async def start(self) -> None:
         """Load the broadcaster ids the database knows."""

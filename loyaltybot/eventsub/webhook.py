@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 
 from loyaltybot.clock import Clock
-from loyaltybot.config import Secret
+from loyaltybot.config import Config, Secret
 from loyaltybot.eventsub import events
 from loyaltybot.eventsub.dispatch import Dispatcher
 from loyaltybot.eventsub.events import Challenge, Rejected, Revocation
@@ -53,6 +53,10 @@ class Webhook:
         """A reloaded secret only verifies subscriptions created with it: Twitch signs with
         the secret given when subscribing."""
         self._secret = _key(secret)
+
+    async def apply(self, config: Config) -> None:
+        if config.web.eventsub_secret is not None:
+            self.set_secret(config.web.eventsub_secret)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
         stats = self.dispatcher.stats

@@ -41,6 +41,7 @@ import structlog
 from yarl import URL
 
 from loyaltybot.clock import Clock
+from loyaltybot.config import Config
 from loyaltybot.eventsub.dispatch import WEBSOCKET, Dispatcher, Missed
 from loyaltybot.eventsub.events import Malformed, Notification, Revocation
 from loyaltybot.eventsub.frames import MAX_FRAME_CHARS, Keepalive, Reconnect, Welcome, parse_frame
@@ -149,10 +150,10 @@ class EventSubWebSocket:
             if channel not in self.sockets or self.sockets[channel].finished:
                 self.sockets[channel] = ChannelSocket(self, channel)
 
-    async def apply(self, channels: Iterable[str], url: str) -> None:
+    async def apply(self, config: Config) -> None:
         """A reload: channels come and go; revoked types may be created again; channels
         that had no usable token (or stopped) try again."""
-        wanted = list(channels)
+        wanted, url = list(config.channels), config.twitch.eventsub_ws_url
         if url != self.url:
             self.url = url
             for socket in self.sockets.values():

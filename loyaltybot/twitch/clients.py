@@ -45,7 +45,8 @@ class TwitchClients:
         self._attempts = attempts
         self._app: AppToken | None = None
 
-    def reload(self, config: Config) -> None:
+    async def apply(self, config: Config) -> None:
+        """A reload: new addresses and credentials; the app token is fetched again."""
         self._config = config
         self._app = None
 

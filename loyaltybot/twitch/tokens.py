@@ -401,7 +401,7 @@ class Tokens:
         for channel in self._config.channels:
             await self._start_broadcaster(channel)
 
-    async def reload(self, config: Config) -> None:
+    async def apply(self, config: Config) -> None:
         """Apply a new config (SIGHUP): changed config tokens, newly stored tokens, new channels.
 
         Never raises: a token that fails is logged (and its channel listed in ``problems``);

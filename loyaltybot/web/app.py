@@ -337,7 +337,7 @@ class WebServer:
     def app(self) -> web.Application:
         return self.runner.app
 
-    def reload(self, config: Config) -> None:
+    async def apply(self, config: Config) -> None:
         """Apply a reloaded config.toml (admins, channels, settings owners)."""
         reload_config(self.app, config)
 

@@ -591,7 +591,7 @@ async def test_hourly_validation_and_reload_pick_up_changes(
 
     newer = stored(sim, clock, "mybot", (*BOT_SCOPES, *BROADCASTER_SCOPES))
     await put(store, newer)  # `loyaltybot auth` ran meanwhile
-    await tokens.reload(config)
+    await tokens.apply(config)
     assert await tokens.bot().token() == newer.access_token
     assert tokens.bot().missing(BROADCASTER_SCOPES) == []
 
@@ -612,18 +612,18 @@ async def test_reload_switches_between_config_and_stored_tokens_in_place(
     bot = tokens.bot()
 
     configured = sim.issue_token("mybot", BOT_SCOPES)
-    await tokens.reload(write_config(tmp_path, sim, extra_twitch=f'bot_token = "{configured}"'))
+    await tokens.apply(write_config(tmp_path, sim, extra_twitch=f'bot_token = "{configured}"'))
     assert tokens.bot() is bot
     assert bot.from_config
     assert await bot.token() == configured
 
-    await tokens.reload(write_config(tmp_path, sim))
+    await tokens.apply(write_config(tmp_path, sim))
     assert tokens.bot() is bot
     assert not bot.from_config
     assert await bot.token() == first.access_token
 
     wrong = sim.issue_token("someoneelse", BOT_SCOPES)
-    await tokens.reload(write_config(tmp_path, sim, extra_twitch=f'bot_token = "{wrong}"'))
+    await tokens.apply(write_config(tmp_path, sim, extra_twitch=f'bot_token = "{wrong}"'))
     assert tokens.bot() is bot  # refused and logged: the working token stays
     assert not bot.from_config
     assert await bot.token() == first.access_token
