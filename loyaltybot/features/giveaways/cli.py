@@ -41,10 +41,7 @@ async def cmd_giveaway(args: argparse.Namespace) -> int:
                     EXIT_USAGE,
                 )
             logins = {e.user_id: e.login for e in service.entries(conn, found)}
-            (channel,) = conn.execute(
-                "SELECT login FROM channels WHERE id = ?", (found.channel_id,)
-            ).fetchone()
-            return service.check(conn, found), logins, str(channel)
+            return service.check(conn, found), logins, service.channel_of(conn, found)
 
         result = await db.store.read(read)
     if result is None:

@@ -296,6 +296,14 @@ def picks(conn: sqlite3.Connection, giveaway_id: int) -> list[Pick]:
     ]
 
 
+def channel_of(conn: sqlite3.Connection, giveaway: Giveaway) -> str:
+    """The login of the giveaway's channel (the CLI may run without it in the config)."""
+    (login,) = conn.execute(
+        "SELECT login FROM channels WHERE id = ?", (giveaway.channel_id,)
+    ).fetchone()
+    return str(login)
+
+
 def check(conn: sqlite3.Connection, giveaway: Giveaway) -> Checked:
     """Recompute the winners from the recorded seed and entries and compare (SPEC §10.2)."""
     (seed,) = conn.execute("SELECT seed FROM giveaways WHERE id = ?", (giveaway.id,)).fetchone()
