@@ -3,8 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from typing import Protocol
+
+import structlog
+
+log = structlog.get_logger(__name__)
 
 
 class Clock(Protocol):
@@ -53,3 +59,54 @@ class FakeClock:
 
 def to_ms(seconds: float) -> int:
     return round(seconds * 1000)
+
+
+class Deadlines:
+    """A background task that settles what is due: when the next deadline passes, when
+    woken (something new got a deadline), and at least every ``idle`` seconds. Contests
+    close, duels expire and heists run on it; at start-up, ``settle`` catches up first."""
+
+    def __init__(
+        self,
+        settle: Callable[[], Awaitable[None]],
+        next_at: Callable[[], Awaitable[int | None]],
+        now_ms: Callable[[], int],
+        *,
+        idle: float,
+        name: str,
+    ) -> None:
+        self._settle = settle
+        self._next_at = next_at
+        self._now_ms = now_ms
+        self._idle = idle
+        self._name = name
+        self._wake = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def wake(self) -> None:
+        """Something got a deadline: look at the next one now."""
+        self._wake.set()
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=self._name)
+
+    async def close(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._settle()
+                at = await self._next_at()
+            except Exception:
+                log.exception("deadlines_failed", timer=self._name)
+                at = None
+            delay = self._idle
+            if at is not None:
+                delay = min(delay, max(0.0, (at - self._now_ms()) / 1000))
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), delay + 0.01)

@@ -14,7 +14,6 @@ or cancels: a contest has no deadline for that.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -25,7 +24,7 @@ from aiohttp import web
 from loyaltybot.chat.outbox import Outbox
 from loyaltybot.chat.registry import Command, ErrorRenderer
 from loyaltybot.chat.replies import Reply
-from loyaltybot.clock import Clock
+from loyaltybot.clock import Clock, Deadlines
 from loyaltybot.config import Config
 from loyaltybot.db import Store
 from loyaltybot.features import Feature, NavLink
@@ -75,8 +74,9 @@ class ContestsFeature(Feature):
             self.contests, self.summary, say, outbox.room, opened=self.wake
         )
         self._views = views.ContestViews(self.contests, self.summary, say, self.wake)
-        self._wake = asyncio.Event()
-        self._timer: asyncio.Task[None] | None = None
+        self._timer = Deadlines(self._close_due, self.contests.next_closing,
+                                self.contests.now_ms, idle=IDLE_CHECK_SECONDS,
+                                name="contest-timer")  # fmt: skip
         if metrics is not None:
             self._count(metrics)
 
@@ -109,14 +109,11 @@ class ContestsFeature(Feature):
     async def start(self) -> None:
         """Close what ran out of time while the daemon was down, then keep the timer."""
         await self._close_due()
-        self._timer = asyncio.create_task(self._keep_time(), name="contest-timer")
+        self._timer.start()
 
     async def close(self) -> None:
         """Commit the bets under way; pending summaries are not said (the bot is leaving)."""
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+        await self._timer.close()
         await self.contests.close_desk()
         await self.summary.close()
 
@@ -125,24 +122,9 @@ class ContestsFeature(Feature):
 
     def wake(self) -> None:
         """A contest opened: the timer looks at its closing time."""
-        self._wake.set()
+        self._timer.wake()
 
     # ---- the closing timer -------------------------------------------------------------------
-
-    async def _keep_time(self) -> None:
-        while True:
-            try:
-                await self._close_due()
-                at = await self.contests.next_closing()
-            except Exception:
-                log.exception("contest_timer_failed")
-                at = None
-            delay = IDLE_CHECK_SECONDS
-            if at is not None:
-                delay = min(delay, max(0.0, (at - self.contests.now_ms()) / 1000))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay + 0.01)
 
     async def _close_due(self) -> None:
         for contest in await self.contests.close_due():

@@ -10,7 +10,6 @@ page, handed over by the daemon.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -21,7 +20,7 @@ from aiohttp import web
 from loyaltybot.chat.outbox import Outbox
 from loyaltybot.chat.registry import Command, ErrorRenderer
 from loyaltybot.chat.replies import Reply
-from loyaltybot.clock import Clock
+from loyaltybot.clock import Clock, Deadlines
 from loyaltybot.config import Config, GamesConfig
 from loyaltybot.db import Store
 from loyaltybot.features import Feature, NavLink
@@ -65,8 +64,8 @@ class GamesFeature(Feature):
         self.joins = JoinSummary(say, clock, settings_for, self.games.now_ms, every=summary_every)
         self._commands = GameCommands(self.games, say, self.joins, outbox.room,
                                       started=self.wake)  # fmt: skip
-        self._wake = asyncio.Event()
-        self._timer: asyncio.Task[None] | None = None
+        self._timer = Deadlines(self._end_due, self.games.next_deadline, self.games.now_ms,
+                                idle=IDLE_CHECK_SECONDS, name="games-timer")  # fmt: skip
 
     # ---- what the edges get --------------------------------------------------------------
 
@@ -94,13 +93,10 @@ class GamesFeature(Feature):
     async def start(self) -> None:
         await self.games.load_settings(_tables(self._config))
         await self._end_due()
-        self._timer = asyncio.create_task(self._keep_time(), name="games-timer")
+        self._timer.start()
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._timer
+        await self._timer.close()
         await self.joins.close()
 
     async def apply(self, config: Config) -> None:
@@ -109,24 +105,9 @@ class GamesFeature(Feature):
 
     def wake(self) -> None:
         """A duel or a heist began: the timer looks at its deadline."""
-        self._wake.set()
+        self._timer.wake()
 
     # ---- the timer ---------------------------------------------------------------------------
-
-    async def _keep_time(self) -> None:
-        while True:
-            try:
-                await self._end_due()
-                at = await self.games.next_deadline()
-            except Exception:
-                log.exception("games_timer_failed")
-                at = None
-            delay = IDLE_CHECK_SECONDS
-            if at is not None:
-                delay = min(delay, max(0.0, (at - self.games.now_ms()) / 1000))
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), delay + 0.01)
 
     async def _end_due(self) -> None:
         channels = self._channel_ids()
