@@ -2,7 +2,8 @@
 
 What lives here: parsing messages (``message``), the command registry and its handler
 (``registry``), the reply renderer (``replies``), cooldowns, the outbox that keeps
-Twitch's send limits (``outbox``), and the twitchio adapter (``client``), which only
+Twitch's send limits (``outbox``), a burst said in one line (``summaries``), and the
+twitchio adapter (``client``), which only
 translates between IRC and these types. What may not: any feature. The commands
 themselves are the features'; they register them here.
 """
