@@ -251,10 +251,6 @@ class Chatters(dict[str, tuple[str, str]]):
     listed: int = 0
     beyond: tuple[str, ...] = ()
 
-    def kept(self) -> int:
-        """Viewers kept: the entries and the known ones."""
-        return len(self) + int(self.known.size)
-
 
 async def get_chatters(
     helix: Helix, broadcaster_id: str, moderator_id: str, *, page_size: int = 1000,
