@@ -121,6 +121,11 @@ class Room:
     spare: int
     cap: int
 
+    @property
+    def to_spare(self) -> bool:
+        """More than a quarter of the window free: an optional line may take a place."""
+        return self.spare > self.cap // 4
+
 
 @dataclass
 class OutboxCounters:

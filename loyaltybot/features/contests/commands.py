@@ -147,8 +147,7 @@ class ContestCommands:
     def _may_answer(self, channel: str) -> bool:
         if self._room is None:
             return True
-        room = self._room(channel)
-        return room.spare > room.cap // 4
+        return self._room(channel).to_spare
 
 
 def render(exc: ContestRefusal, settings: ChannelSettings) -> str:

@@ -150,8 +150,7 @@ class GameCommands:
     def _may_answer(self, channel: str) -> bool:
         if self._room is None:
             return True
-        room = self._room(channel)
-        return room.spare > room.cap // 4
+        return self._room(channel).to_spare
 
 
 def render(exc: GameRefusal, settings: ChannelSettings) -> str:

@@ -141,8 +141,7 @@ class GiveawayCommands:
     def _may_answer(self, channel: str) -> bool:
         if self._room is None:
             return True
-        room = self._room(channel)
-        return room.spare > room.cap // 4
+        return self._room(channel).to_spare
 
 
 def render(exc: GiveawayRefusal, settings: ChannelSettings) -> str:
