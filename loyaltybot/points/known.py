@@ -31,18 +31,24 @@ _NO_IDS: Ids = np.empty(0, dtype=np.int64)
 _NO_LOGINS: Logins = np.empty(0, dtype=LOGIN)
 
 
-def plain(user_id: str, login: str) -> bool:
-    """Can this pair live in the columns? (Digits without a leading zero, that fit in
-    int64; a login of at most 25 ASCII characters, without NUL.)"""
+def numeric(user_id: str) -> bool:
+    """Can this id live in the int64 column? (ASCII digits without a leading zero, at most
+    18 of them: the number written back is the same id.)"""
     return (
         user_id.isdigit() and user_id.isascii() and not user_id.startswith("0")
-        and len(user_id) <= 18 and len(login) <= 25 and login.isascii() and "\0" not in login
+        and len(user_id) <= 18
     )
 
 
+def fits(login: str) -> bool:
+    """Can this login live in the 25-byte column? (ASCII, at most 25, without NUL.)"""
+    return len(login) <= 25 and login.isascii() and "\0" not in login
+
+
 def _columns(pairs: Iterable[tuple[str, str]]) -> tuple[Ids, Logins, dict[str, str]]:
-    """Sorted ids (the last pair of an id wins), their logins, and the pairs that are not
-    ``plain``; built in chunks so a million pairs never sit in one Python list."""
+    """Sorted ids (the last pair of an id wins), their logins, and the other pairs (an id
+    not ``numeric`` or a login that does not ``fits``); built in chunks so a million pairs
+    never sit in one Python list."""
     id_parts: list[Ids] = []
     login_parts: list[Logins] = []
     odd: dict[str, str] = {}
@@ -51,7 +57,7 @@ def _columns(pairs: Iterable[tuple[str, str]]) -> tuple[Ids, Logins, dict[str, s
         ids: list[int] = []
         logins: list[str] = []
         for user_id, login in chunk:
-            if plain(user_id, login):
+            if numeric(user_id) and fits(login):
                 ids.append(int(user_id))
                 logins.append(login)
             else:
@@ -125,7 +131,7 @@ class LoginBatch(Mapping[str, str]):
     def get(self, user_id: str, default: str | None = None) -> str | None:  # type: ignore[override]
         if user_id in self.odd:
             return self.odd[user_id]
-        if plain(user_id, ""):
+        if numeric(user_id):
             found = _lookup(self.columns, int(user_id))
             if found is not None:
                 return found
@@ -170,7 +176,7 @@ class KnownLogins(Mapping[str, str]):
     def _stored(self, user_id: str) -> str | None:
         if user_id in self._odd:
             return self._odd[user_id]
-        return _lookup(self._columns, int(user_id)) if plain(user_id, "") else None
+        return _lookup(self._columns, int(user_id)) if numeric(user_id) else None
 
     # ---- changes (on the event loop, in commit order) ------------------------------------
 
@@ -204,9 +210,9 @@ class KnownLogins(Mapping[str, str]):
     def _install(self, batch: LoginBatch) -> None:
         """Keep the columns and the odd dict apart: an id lives in one of them."""
         columns = _merge(self._columns, batch.columns)
-        numeric = [int(u) for u in batch.odd if plain(u, "")]
-        if numeric:  # a numeric id whose new login does not fit the columns (never on Twitch)
-            gone = np.isin(columns[0], np.array(numeric, dtype=np.int64))
+        numbers = [int(u) for u in batch.odd if numeric(u)]
+        if numbers:  # a numeric id whose new login does not fit the columns (never on Twitch)
+            gone = np.isin(columns[0], np.array(numbers, dtype=np.int64))
             columns = (columns[0][~gone], columns[1][~gone])
         self._odd.update(batch.odd)
         self._columns = columns
@@ -228,14 +234,14 @@ class KnownLogins(Mapping[str, str]):
         ):
             keys = np.array(user_ids, dtype=np.int64)
         else:
-            keys = np.array([int(u) if plain(u, "") else -1 for u in user_ids], dtype=np.int64)
+            keys = np.array([int(u) if numeric(u) else -1 for u in user_ids], dtype=np.int64)
         try:
             if max(map(len, logins)) > 25:
                 raise ValueError("too long")
             wanted = np.array(logins, dtype=LOGIN)
         except (UnicodeEncodeError, ValueError):  # rare: such logins are never in the columns
-            wanted = np.array([lg if plain("1", lg) else "" for lg in logins], dtype=LOGIN)
-            keys[[not plain("1", lg) for lg in logins]] = -1
+            wanted = np.array([lg if fits(lg) else "" for lg in logins], dtype=LOGIN)
+            keys[[not fits(lg) for lg in logins]] = -1
         if ids.size:
             at = np.searchsorted(ids, keys)
             inside = at < ids.size
@@ -254,11 +260,11 @@ class KnownLogins(Mapping[str, str]):
         """The numeric ids stored under these logins (a scan: for a reload, not a tick)."""
         wanted = set(logins)
         ids, stored = self._columns
-        columns = [lg for lg in wanted if plain("1", lg)]
+        columns = [lg for lg in wanted if fits(lg)]
         found: set[int] = set()
         if columns and ids.size:
             found.update(ids[np.isin(stored, np.array(columns, dtype=LOGIN))].tolist())
         for user_id, login in chain(self._odd.items(), self._recent.items()):  # newest last
-            if plain(user_id, ""):
+            if numeric(user_id):
                 (found.add if login in wanted else found.discard)(int(user_id))
         return np.array(sorted(found), dtype=np.int64)

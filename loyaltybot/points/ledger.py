@@ -35,7 +35,7 @@ from loyaltybot.points.errors import (
     SelfTransfer,
     UnknownViewer,
 )
-from loyaltybot.points.known import LoginBatch, plain
+from loyaltybot.points.known import LoginBatch, numeric
 from loyaltybot.points.standings import Ids, Keys, sorted_keys
 from loyaltybot.points.viewers import Viewer
 
@@ -563,7 +563,7 @@ def _json_ids(ids: Keys) -> str:
 
 def _keys(user_ids: list[str]) -> Keys:
     """Numbers when every id is plain digits (cheaper to pass, and the ranks' keys)."""
-    return sorted_keys(user_ids) if all(plain(u, "") for u in user_ids) else user_ids
+    return sorted_keys(user_ids) if all(numeric(u) for u in user_ids) else user_ids
 
 
 def _without(ids: Keys, gone: set[str]) -> Keys:
@@ -575,7 +575,7 @@ def _without(ids: Keys, gone: set[str]) -> Keys:
 def _unnamed(listed: Ids, named: Collection[str]) -> Ids:
     """``listed`` minus whoever was named one by one."""
     if named and listed.size:
-        keys = sorted_keys([u for u in named if plain(u, "")])
+        keys = sorted_keys([u for u in named if numeric(u)])
         if isinstance(keys, np.ndarray):
             return listed[~np.isin(listed, keys)]
     return listed
@@ -584,7 +584,7 @@ def _unnamed(listed: Ids, named: Collection[str]) -> Ids:
 def _quiet_listed(plan: TickPlan, named: Collection[str]) -> dict[bool, Ids]:
     """``listed`` minus whoever ``present`` named, split into (not) subscribers."""
     listed = _unnamed(plan.listed, named)
-    subs = sorted_keys([u for u in plan.subscribers if plain(u, "")])
+    subs = sorted_keys([u for u in plan.subscribers if numeric(u)])
     is_sub = np.isin(listed, subs) if isinstance(subs, np.ndarray) and subs.size else (
         np.zeros(listed.size, dtype=bool))
     return {True: listed[is_sub], False: listed[~is_sub]}

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from loyaltybot.points import known as known_module
-from loyaltybot.points.known import KnownLogins, LoginBatch, plain
+from loyaltybot.points.known import KnownLogins, LoginBatch, numeric
 
 IDS = st.one_of(
     st.integers(1, 40).map(str),  # Twitch's, few enough to meet again
@@ -67,7 +67,7 @@ def check_against_a_dict(
     assert listed.tolist() == expected
     logins = {lg for _, lg in probes}
     assert known.ids_of(logins).tolist() == sorted(
-        int(u) for u, lg in model.items() if lg in logins and plain(u, ""))
+        int(u) for u, lg in model.items() if lg in logins and numeric(u))
 
 
 def test_single_changes_are_folded_into_the_columns_without_losing_one() -> None:
